@@ -1,0 +1,32 @@
+"""eportal: an on-premises console that serves live kernel patches to fleets of Linux servers."""
+from pyramid.config import Configurator
+
+from .appconfig import load_settings
+
+
+def main(global_config, **settings):
+    """The WSGI app (PasteDeploy entry point ``egg:eportal-core``)."""
+    settings, pm = load_settings(settings, global_config.get("here") if global_config else None)
+    return make_app(settings, pm)
+
+
+def make_app(settings, pm, *, engine=None):
+    """Assemble the app from validated settings and a plugin manager (tests call this directly)."""
+    with Configurator(settings=settings) as config:
+        config.registry.pm = pm
+        if engine is not None:
+            config.registry["dbengine"] = engine
+        config.include("pyramid_chameleon")          # .pt templates
+        config.include(".db")                        # request.dbsession, one transaction per request
+        config.include(".session")                   # server-side console sessions in the database
+        config.include(".security")                 # the security policy, default permission, CSRF
+        config.include(".headers")                   # CSP, nosniff, frame-ancestors, Referrer-Policy
+        config.include(".ui")                        # layout macro, navigation, flash messages
+        config.include(".static")                    # bundled CSS, JS and images
+        config.include(".health")                    # GET /admin/health
+        config.include(".views.auth")                # login, logout
+        config.include(".views.home")                # the start page
+        config.include(".views.users")               # console user management
+        pm.hook.eportal_includeme(config=config)     # plugins add their routes and views
+        config.scan(".views")
+    return config.make_wsgi_app()

@@ -1,0 +1,20 @@
+"""Local users: argon2id hashes in the ``users`` table."""
+from sqlalchemy import select
+
+from ..models import User
+from ..plugins import hookimpl
+from ..services.passwords import hash_password, needs_rehash, verify_password
+
+
+@hookimpl
+def eportal_authenticate(request, login, password):
+    user = request.dbsession.scalar(select(User).where(User.username == login))
+    if user is None or user.source != "local":
+        # still spend the time of one verification, so the answer does not reveal existence
+        verify_password(None, password)
+        return None
+    if not verify_password(user.password_hash, password):
+        return False
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user

@@ -1,0 +1,87 @@
+"""What every CLI command needs: the ini file, validated settings, plugins, the database."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+import click
+import transaction
+from pyramid.paster import get_appsettings, setup_logging
+
+from .appconfig import load_settings
+from .db import get_session_factory, get_tm_session, make_engine
+from .settings import SettingsError, ensure_data_dir, find_ini
+
+
+class CliEnv:
+    def __init__(self, ini: str | None = None):
+        self._ini = ini
+
+    @cached_property
+    def ini_path(self) -> Path:
+        return find_ini(self._ini)
+
+    @cached_property
+    def _loaded(self):
+        path = self.ini_path
+        try:
+            raw = get_appsettings(str(path), name="main")
+        except Exception as exc:  # a broken ini: name the file and the problem, no traceback
+            raise SettingsError(f"cannot read {path}: {exc}") from None
+        return load_settings(dict(raw), path.parent)
+
+    @property
+    def settings(self) -> dict:
+        return self._loaded[0]
+
+    @property
+    def pm(self):
+        return self._loaded[1]
+
+    def setup_logging(self) -> None:
+        try:
+            setup_logging(str(self.ini_path))
+        except Exception:
+            pass  # an ini without [loggers] logs with Python's defaults
+
+    @cached_property
+    def engine(self):
+        ensure_data_dir(self.settings)
+        return make_engine(self.settings["sqlalchemy.url"])
+
+    @contextmanager
+    def dbsession(self):
+        """One transaction: committed when the block ends, aborted if it raises."""
+        tm = transaction.TransactionManager(explicit=True)
+        with tm:
+            yield get_tm_session(get_session_factory(self.engine), tm)
+
+
+def preload_env(argv: list[str]) -> CliEnv:
+    """Find ``--ini`` before click parses, since plugins (and so the commands) depend on it."""
+    ini = None
+    for i, arg in enumerate(argv):
+        if arg == "--ini" and i + 1 < len(argv):
+            ini = argv[i + 1]
+        elif arg.startswith("--ini="):
+            ini = arg.split("=", 1)[1]
+    return CliEnv(ini)
+
+
+def plugin_commands(env: CliEnv) -> list[click.Command]:
+    """Commands plugins contribute; none when the ini cannot be read (``--help`` still works)."""
+    try:
+        pm = env.pm
+    except SettingsError:
+        return []
+    commands: list[click.Command] = []
+    for contributed in pm.hook.eportal_cli_commands():
+        commands.extend(contributed or [])
+    return commands
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,173 @@
+"""Every hook eportal calls. Each docstring is the contract: when, arguments, return, ``None``.
+
+Plugins implement these with ``@eportal_core.plugins.hookimpl`` and register under the entry
+point group ``eportal``. ``firstresult`` hooks mean "one plugin handles this"; the others
+collect a contribution from every plugin.
+"""
+import pluggy
+
+hookspec = pluggy.HookspecMarker("eportal")
+
+
+# --- configuration -------------------------------------------------------------------------
+
+@hookspec
+def eportal_settings():
+    """Declare the ini settings this plugin reads.
+
+    Called once at start-up, before the settings are validated. Return a list of
+    :class:`eportal_core.settings.Setting`; their keys must live in the plugin's own namespace
+    (``<plugin>.*``), which then becomes strict: unknown keys there stop start-up.
+    Return ``None`` or ``[]`` when the plugin has no settings.
+    """
+
+
+@hookspec
+def eportal_includeme(config):
+    """Add routes, views, templates and static files to the Pyramid configurator.
+
+    Called once while the WSGI app is assembled, after the core's own includes and before
+    ``config.scan()``. Implementations should call ``config.include("<plugin>.web")`` so that
+    asset specs resolve inside the plugin's package. Return value is ignored.
+    """
+
+
+# --- authentication -------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def eportal_authenticate(request, login, password):
+    """Decide who ``login`` is, given the ``password`` typed at the console or in Basic auth.
+
+    Called on every login attempt, after throttling. Return an
+    :class:`eportal_core.models.User` (created or updated locally by the plugin) when the
+    credentials are good; return ``False`` when this plugin owns ``login`` and the password is
+    wrong (which stops the other plugins from being asked); return ``None`` when the plugin
+    does not know ``login``. Never log the password.
+    """
+
+
+# --- patch sources, monitoring ----------------------------------------------------------------
+
+@hookspec
+def eportal_patch_source_types():
+    """Contribute upstream patch source types.
+
+    Called when the patch source is configured or polled. Return a dict mapping a type name
+    (``"http"``, ``"directory"``...) to a factory ``factory(settings, access_info) -> source``;
+    ``None`` when the plugin adds no types. A name offered twice is an error at start-up.
+    """
+
+
+@hookspec
+def eportal_monitoring_formats():
+    """Contribute output formats for the fleet monitoring endpoint (Nagios, Zabbix, ...).
+
+    Called when a monitoring request names ``?format=``. Return a dict mapping a format name to
+    ``render(counts, problems) -> (content_type, body)``; ``None`` when the plugin adds none.
+    """
+
+
+# --- jobs, CLI, UI ------------------------------------------------------------------------
+
+@hookspec
+def eportal_scheduled_jobs(settings):
+    """Contribute periodic jobs to the site scheduler.
+
+    Called once when the scheduler starts, with the validated settings. Return a list of
+    :class:`eportal_core.scheduler.Job`; ``None`` or ``[]`` when there are none. Jobs run only in
+    the process holding the site's scheduler lease; an exception in a job is logged and shown in
+    the health check, never propagated.
+    """
+
+
+@hookspec
+def eportal_cli_commands():
+    """Contribute click commands to both ``eportal`` and ``kc.eportal``.
+
+    Called when either console script starts. Return a list of ``click.Command`` objects
+    (``None`` or ``[]`` for none). A command needing the database takes the
+    :class:`eportal_core.cli_env.CliEnv` from ``click.get_current_context().obj``.
+    """
+
+
+@hookspec
+def eportal_legacy_flags():
+    """Contribute top-level ``kc.eportal`` flags such as ``--get-latest``.
+
+    Called when ``kc.eportal`` starts. Return a list of :class:`eportal_core.kc_cli.LegacyFlag`
+    (a ``click.Option`` and ``run(env, value)``); ``None`` for none.
+    """
+
+
+@hookspec
+def eportal_navigation(request):
+    """Contribute entries to the console's navigation bar.
+
+    Called on each console page render. Return a list of :class:`eportal_core.ui.NavItem`
+    (title, route name, order, permission); entries the user lacks permission for are hidden.
+    ``None`` when the plugin adds no navigation.
+    """
+
+
+@hookspec
+def eportal_ui_panels(request, slot, context):
+    """Fill a named slot of a console page with HTML.
+
+    Called when a template renders ``slot`` (for example ``"dashboard"`` or ``"server"``),
+    with whatever object that page is about as ``context``. Return a
+    :class:`markupsafe.Markup`-like string (already escaped) or ``None`` to add nothing.
+    """
+
+
+@hookspec
+def eportal_health_checks(request):
+    """Report the plugin's health for ``GET /admin/health``.
+
+    Called on each health request. Return a list of :class:`eportal_core.health.Check`
+    (name, ok, detail); any check with ``ok=False`` turns the answer into a 503. ``None`` when
+    the plugin has nothing to report.
+    """
+
+
+# --- events -----------------------------------------------------------------------------
+
+@hookspec
+def eportal_server_registered(request, server):
+    """A server registered with a key. Called after the row is flushed, inside the request's
+    transaction; ``server`` is the :class:`eportal_core.models.Server`. Return value is ignored.
+    """
+
+
+@hookspec
+def eportal_server_checked_in(server_id, info):
+    """A server checked in. Called from the check-in flush (once a second, outside any request)
+    with the server_id and the dict of reported fields. Keep it cheap. Return value is ignored.
+    """
+
+
+@hookspec
+def eportal_server_unregistered(request, server):
+    """A server is being removed (by the agent, the console, the API or a key removal).
+    Called before the row is deleted. Return value is ignored.
+    """
+
+
+@hookspec
+def eportal_patchset_downloaded(patchset):
+    """A patchset archive was imported into the patch store. ``patchset`` is the
+    :class:`eportal_core.models.Patchset` row. Return value is ignored.
+    """
+
+
+@hookspec
+def eportal_patchset_enabled(patchset, feed):
+    """``patchset`` was enabled on ``feed`` (a :class:`eportal_core.models.Feed`). Called once per
+    patchset when a deploy enables several. Return value is ignored.
+    """
+
+
+@hookspec
+def eportal_patchset_disabled(patchset, feed):
+    """``patchset`` was disabled (rolled back or blocked) on ``feed``. Called once per patchset.
+    Return value is ignored.
+    """

@@ -1,0 +1,94 @@
+"""``kc.eportal``: the documented ePortal flags, kept exactly, plus the commands plugins add.
+
+    kc.eportal -l                    list users (``Num | Username`` table)
+    kc.eportal -a USER [-p PW] [-r]  add a user (prompts without echo when -p is missing)
+    kc.eportal -c USER [-p PW]       change a password
+    kc.eportal -d USER               delete a user
+    kc.eportal -r USER               make a user read-only
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import click
+
+from . import cli_users
+from .cli import CONTEXT, run_cli
+from .cli_env import CliEnv, plugin_commands
+
+
+@dataclass(frozen=True)
+class LegacyFlag:
+    """A top-level ``kc.eportal`` flag a plugin adds: its option, and what runs when it is given."""
+
+    option: click.Option
+    run: Callable[[CliEnv, Any], None]
+
+
+def legacy_flags(env: CliEnv) -> list[LegacyFlag]:
+    try:
+        pm = env.pm
+    except Exception:
+        return []
+    flags: list[LegacyFlag] = []
+    for contributed in pm.hook.eportal_legacy_flags():
+        flags.extend(contributed or [])
+    return flags
+
+
+def build(env: CliEnv) -> click.Group:
+    flags = legacy_flags(env)
+
+    @click.group(context_settings=CONTEXT, invoke_without_command=True)
+    @click.option("--ini", metavar="PATH", help="The ini file (default: $EPORTAL_INI, then the usual places).")
+    @click.option("-l", "--list-users", is_flag=True, help="list all users")
+    @click.option("-a", "--add-user", metavar="USER", help="add a user")
+    @click.option("-d", "--delete-user", metavar="USER", help="delete a user")
+    @click.option("-c", "--change-password", metavar="USER", help="change a user password")
+    @click.option("-p", "--password", metavar="PASSWORD", help="provide a password for a user")
+    @click.option("-r", "--readonly", metavar="USER", is_flag=False, flag_value="", default=None,
+                  help="make USER read-only; with -a, create the user read-only")
+    @click.pass_context
+    def kc(ctx, ini, list_users, add_user, delete_user, change_password, password, readonly, **extra):
+        """Manage eportal users (and, through plugins, keys, feeds and patches)."""
+        ctx.obj = env
+        if ctx.invoked_subcommand is not None:
+            return
+        actions = [name for name, value in (("-l", list_users), ("-a", add_user), ("-d", delete_user),
+                                             ("-c", change_password)) if value]
+        given_flags = [f for f in flags if extra.get(f.option.name) not in (None, False, ())]
+        if add_user is None and readonly not in (None, ""):
+            actions.append("-r")
+        if len(actions) + len(given_flags) > 1:
+            raise click.UsageError(f"use one action at a time (got {', '.join(actions + [f.option.opts[0] for f in given_flags])})")
+        if password is not None and not (add_user or change_password):
+            raise click.UsageError("-p/--password goes with -a/--add-user or -c/--change-password")
+        if add_user and readonly not in (None, ""):
+            raise click.UsageError("with -a, give -r without a user name: kc.eportal -a USER -r")
+        if list_users:
+            cli_users.print_users(env)
+        elif add_user:
+            cli_users.add(env, add_user, password, readonly=readonly == "")
+        elif delete_user:
+            cli_users.delete(env, delete_user)
+        elif change_password:
+            cli_users.change_password(env, change_password, password)
+        elif readonly:
+            cli_users.set_readonly(env, readonly)
+        elif given_flags:
+            flag = given_flags[0]
+            flag.run(env, extra[flag.option.name])
+        else:
+            click.echo(ctx.get_help())
+
+    for flag in flags:
+        kc.params.append(flag.option)
+    kc.add_command(cli_users.user_group)
+    for command in plugin_commands(env):
+        kc.add_command(command)
+    return kc
+
+
+def main(argv=None) -> None:
+    run_cli(build, argv, prog_name="kc.eportal")

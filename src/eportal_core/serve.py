@@ -1,0 +1,58 @@
+"""``eportal serve``: waitress, the scheduler, logs in the data dir, a clean stop on SIGTERM."""
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import signal
+from pathlib import Path
+
+import click
+from waitress import serve as waitress_serve
+
+from . import make_app
+from . import migrate as m
+from .settings import SettingsError, ensure_data_dir
+
+log = logging.getLogger(__name__)
+
+
+def _log_to_data_dir(data_dir: Path) -> None:
+    handler = logging.handlers.RotatingFileHandler(data_dir / "logs" / "eportal.log", maxBytes=20 * 2**20, backupCount=5)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s [%(name)s] %(message)s"))
+    logging.getLogger().addHandler(handler)
+    if logging.getLogger().level > logging.INFO or logging.getLogger().level == logging.NOTSET:
+        logging.getLogger().setLevel(logging.INFO)
+
+
+def serve(env, host: str, port: int, threads: int) -> None:
+    env.setup_logging()
+    settings = env.settings
+    data_dir = ensure_data_dir(settings)
+    _log_to_data_dir(data_dir)
+    current, head = m.current_revision(env.engine), m.head_revision()
+    if current != head:
+        raise SettingsError(f"the database is at revision {current or 'empty'} but this eportal needs {head}: run 'eportal migrate'")
+    app = make_app(settings, env.pm, engine=env.engine)
+    scheduler = None
+    if settings["eportal.scheduler"]:
+        from .scheduler import SiteScheduler
+        scheduler = SiteScheduler(settings, env.engine, env.pm)
+        app.registry["scheduler"] = scheduler
+        scheduler.start()
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(f"eportal serving on http://{host}:{port}/admin (data in {data_dir})")
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads, ident="eportal",
+                       clear_untrusted_proxy_headers=True, channel_timeout=120)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise SettingsError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()
+        log.info("eportal stopped")

@@ -1,0 +1,193 @@
+"""Settings: where the ini lives, where data goes, and validation of every known key.
+
+Each setting is declared once as a :class:`Setting` (core here, plugins through the
+``eportal_settings`` hook); :func:`validate_settings` parses them all at start-up and stops
+with a :class:`SettingsError` naming the key, the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+CHECKOUT_INI = Path(__file__).resolve().parents[2] / "development.ini"
+SYSTEM_INI = Path("/etc/eportal/eportal.ini")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message is meant for the operator."""
+
+
+def find_ini(explicit: str | None = None) -> Path:
+    """The ini file every command reads: explicit, else $EPORTAL_INI, else the checkout's, else /etc."""
+    chosen = explicit or os.environ.get("EPORTAL_INI")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"ini file {path} does not exist (set EPORTAL_INI or --ini to an existing file)")
+        return path.resolve()
+    if CHECKOUT_INI.is_file():
+        return CHECKOUT_INI
+    if SYSTEM_INI.is_file():
+        return SYSTEM_INI
+    raise SettingsError(f"no ini file found: set EPORTAL_INI, or create {SYSTEM_INI}")
+
+
+# --- parsers: each takes the raw string and returns the value or raises ValueError(allowed) ---
+
+def as_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("one of true, false, yes, no, on, off, 1, 0")
+
+
+def int_between(low: int, high: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return value
+    return parse
+
+
+def as_list(raw: Any) -> list[str]:
+    if isinstance(raw, (list, tuple)):
+        return [str(x) for x in raw]
+    return [part for part in str(raw).replace(",", " ").split() if part]
+
+
+def as_networks(raw: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    nets = []
+    for part in as_list(raw):
+        try:
+            nets.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"IP addresses or networks separated by spaces (bad entry {part!r})") from None
+    return nets
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(choices))
+        return value
+    return parse
+
+
+def header_name(raw: Any) -> str:
+    value = str(raw).strip()
+    if not value or not all(c.isalnum() or c == "-" for c in value):
+        raise ValueError("an HTTP header name made of letters, digits and '-'")
+    return value
+
+
+def sqlalchemy_url(raw: Any) -> str:
+    value = str(raw).strip()
+    if not (value.startswith("sqlite:///") or value.startswith("postgresql+psycopg://")):
+        raise ValueError("a sqlite:///PATH or postgresql+psycopg://USER:PW@HOST:PORT/DB URL")
+    return value
+
+
+def as_str(raw: Any) -> str:
+    return str(raw).strip()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ini key: its parser, default and one line of documentation."""
+
+    key: str
+    parse: Callable[[Any], Any]
+    default: Any
+    doc: str = ""
+    #: a value that names a secret is never printed back in an error
+    secret: bool = False
+
+
+CORE_SETTINGS = [
+    Setting("eportal.data_dir", as_str, "/var/lib/eportal",
+            "Folder for the SQLite database, patches, logs and config/ ($EPORTAL_DATA_DIR overrides)."),
+    Setting("sqlalchemy.url", sqlalchemy_url, None,
+            "Database URL; default sqlite:///<data_dir>/eportal.sqlite.", secret=True),
+    Setting("eportal.plugins.disabled", as_list, [], "Plugin names not to load."),
+    Setting("eportal.session.idle_minutes", int_between(1, 1440), 30, "Console session idle timeout."),
+    Setting("eportal.session.max_hours", int_between(1, 720), 12, "Console session absolute lifetime."),
+    Setting("eportal.secure_cookies", one_of("auto", "true", "false"), "auto",
+            "Mark cookies Secure: auto = when the request came over HTTPS."),
+    Setting("eportal.login.max_failures_per_user", int_between(1, 1000), 5,
+            "Failed logins per user name within the lockout window before it is refused."),
+    Setting("eportal.login.max_failures_per_ip", int_between(1, 10000), 20,
+            "Failed logins per client IP within the lockout window before it is refused."),
+    Setting("eportal.login.lockout_minutes", int_between(1, 1440), 15, "Failed-login window and lockout."),
+    Setting("eportal.scheduler", as_bool, True, "Run scheduled jobs in this process (one leader per site)."),
+    Setting("eportal.scheduler.lease_seconds", int_between(10, 3600), 60,
+            "How long the job leader's lease lasts before another process may take over."),
+    Setting("eportal.trusted_proxies", as_networks, [],
+            "Proxies whose X-Forwarded-For / X-Real-IP are believed."),
+    Setting("eportal.api_key_header", header_name, "X-Api-Key", "Header that carries REST API tokens."),
+    Setting("eportal.password_min_length", int_between(8, 128), 10, "Shortest accepted local password."),
+]
+
+
+@dataclass
+class ValidatedSettings:
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_settings(raw: dict[str, Any], specs: list[Setting], owned_prefixes: tuple[str, ...] = ("eportal.",)) -> dict[str, Any]:
+    """Return ``raw`` with every declared key parsed (defaults filled in).
+
+    Unknown keys inside an owned namespace are refused, since a typo there silently
+    falls back to a default.
+    """
+    settings = dict(raw)
+    known = {spec.key for spec in specs}
+    for key in sorted(raw):
+        if key.startswith(owned_prefixes) and key not in known:
+            close = sorted(k for k in known if k.split(".")[0] == key.split(".")[0])
+            raise SettingsError(f"unknown setting {key!r}; known settings: {', '.join(close)}")
+    for spec in specs:
+        value = raw.get(spec.key)
+        if value is None or (isinstance(value, str) and value.strip() == "" and spec.default is not None):
+            settings[spec.key] = spec.default
+            continue
+        try:
+            settings[spec.key] = spec.parse(value)
+        except ValueError as exc:
+            shown = "(hidden)" if spec.secret else repr(value)
+            raise SettingsError(f"setting {spec.key} = {shown} is not valid: expected {exc}") from None
+    return settings
+
+
+def resolve_paths(settings: dict[str, Any], ini_dir: Path | None) -> dict[str, Any]:
+    """Apply $EPORTAL_DATA_DIR, make data_dir absolute, default the database URL into it."""
+    env_dir = os.environ.get("EPORTAL_DATA_DIR")
+    data_dir = Path(env_dir or settings.get("eportal.data_dir") or "/var/lib/eportal").expanduser()
+    if not data_dir.is_absolute():
+        data_dir = (ini_dir or Path.cwd()) / data_dir
+    settings["eportal.data_dir"] = str(data_dir.resolve())
+    if not settings.get("sqlalchemy.url"):
+        settings["sqlalchemy.url"] = f"sqlite:///{data_dir.resolve() / 'eportal.sqlite'}"
+    return settings
+
+
+def ensure_data_dir(settings: dict[str, Any]) -> Path:
+    """Create the data dir layout (database, patches, logs, config) with private permissions."""
+    root = Path(settings["eportal.data_dir"])
+    try:
+        for sub in ("", "patches", "logs", "config"):
+            (root / sub).mkdir(mode=0o750, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"cannot create data dir {root}: {exc.strerror} (set eportal.data_dir or EPORTAL_DATA_DIR)") from None
+    return root

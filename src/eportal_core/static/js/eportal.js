@@ -1,0 +1,1 @@
+// eportal console behaviour

@@ -1,0 +1,66 @@
+"""What every console page needs: the layout macro, navigation from the hook, flash messages."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from markupsafe import Markup
+from pyramid.events import BeforeRender, subscriber
+from pyramid.renderers import get_renderer
+
+from .permissions import Permission
+
+
+@dataclass(frozen=True)
+class NavItem:
+    title: str
+    route: str
+    order: int = 100
+    permission: str = Permission.VIEW
+    #: other route names under which this entry shows as the current one
+    also_for: tuple[str, ...] = ()
+
+
+def navigation(request) -> list[dict]:
+    items: list[NavItem] = []
+    for contributed in request.registry.pm.hook.eportal_navigation(request=request):
+        items.extend(contributed or [])
+    current = request.matched_route.name if request.matched_route else ""
+    out = []
+    for item in sorted(items, key=lambda i: (i.order, i.title)):
+        if not request.has_permission(item.permission):
+            continue
+        out.append({"title": item.title, "url": request.route_url(item.route),
+                    "current": current == item.route or current in item.also_for})
+    return out
+
+
+def panels(request, slot: str, context=None) -> Markup:
+    parts = request.registry.pm.hook.eportal_ui_panels(request=request, slot=slot, context=context)
+    return Markup("").join(Markup(p) for p in parts if p)
+
+
+@subscriber(BeforeRender)
+def add_layout(event):
+    """Templates get ``layout`` (the macro), and ``page`` with navigation, user and messages."""
+    request = event.get("request")
+    if request is None or event.rendering_val is None or not isinstance(event.rendering_val, dict):
+        return
+    renderer_name = (event.get("renderer_name") or "")
+    if not renderer_name.endswith(".pt"):
+        return
+    event["layout"] = get_renderer("eportal_core:templates/layout.pt").implementation()
+    identity = request.identity
+    session_ok = identity is not None and identity.via == "session"
+    event["page"] = {
+        "user": identity,
+        "nav": navigation(request) if identity else [],
+        "flash_ok": request.session.pop_flash("ok") if session_ok else [],
+        "flash_error": request.session.pop_flash("error") if session_ok else [],
+        "csrf_token": request.session.get_csrf_token() if session_ok else "",
+        "can_manage": request.has_permission(Permission.MANAGE) if identity else False,
+        "panels": lambda slot, context=None: panels(request, slot, context),
+    }
+
+
+def includeme(config):
+    config.scan(__name__)

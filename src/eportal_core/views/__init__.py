@@ -1,0 +1,1 @@
+"""Console pages, the REST API and agent endpoints: parse, call a service, render."""
