@@ -1,0 +1,237 @@
+"""The shared pytest harness for core and plugin tests (loaded with ``-p eportal_core.testing``).
+
+- ``engine``: a migrated database, once per test session and per backend: every test that uses
+  it runs on SQLite and on a real PostgreSQL that the harness starts on a loopback port.
+- ``dbsession``: a per-test transaction, rolled back at the end.
+- ``app`` / ``testapp``: the real WSGI app (WebTest), its requests joined to that transaction.
+- ``make_user`` and ``login``: factories for the common setup.
+- ``require_service``: a missing real server fails the run under ``CI=true`` and only skips,
+  with a loud reason, on a developer's machine.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from .appconfig import load_settings
+from .db import make_engine
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def require_service(name: str, available: bool, reason: str) -> None:
+    """Fail (CI) or skip loudly (developer machine) when a real server the test needs is missing."""
+    if available:
+        return
+    message = f"{name} is not available: {reason}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: a missing server is a failure)", pytrace=False)
+    pytest.skip("SKIPPED FOR LACK OF A REAL SERVER: " + message)
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (fsync off: for tests only)."""
+
+    def __init__(self, base: Path):
+        self.bin = _pg_bin()
+        self.dir = base
+        self.port = free_port()
+        self.as_postgres = os.geteuid() == 0  # initdb refuses to run as root
+
+    def _run(self, *args, **kw):
+        cmd = [str(a) for a in args]
+        if self.as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+    def start(self) -> str:
+        if self.as_postgres:
+            if subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
+                subprocess.run(["useradd", "--system", "--home-dir", "/var/lib/postgresql", "postgres"], check=True)
+            subprocess.run(["chown", "postgres:", str(self.dir)], check=True)
+        self.dir.chmod(0o700)
+        pwfile = self.dir / "pw"
+        pwfile.write_text("postgres-test-pw\n")
+        if self.as_postgres:
+            subprocess.run(["chown", "postgres:", str(pwfile)], check=True)
+        self._run(self.bin / "initdb", "-D", self.dir / "data", "-U", "postgres", "--auth-local=trust",
+                  "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8")
+        self._run(self.bin / "pg_ctl", "-D", self.dir / "data", "-l", self.dir / "server.log", "-w", "-t", "30",
+                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+                        f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
+        return f"postgresql+psycopg://postgres:postgres-test-pw@127.0.0.1:{self.port}/postgres"
+
+    def create_database(self, admin_url: str, name: str) -> str:
+        engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        engine.dispose()
+        return admin_url.rsplit("/", 1)[0] + "/" + name
+
+    def stop(self) -> None:
+        try:
+            self._run(self.bin / "pg_ctl", "-D", self.dir / "data", "-m", "immediate", "-w", "stop")
+        except subprocess.CalledProcessError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """Admin URL of a PostgreSQL server for this test session (started here, stopped at the end)."""
+    external = os.environ.get("EPORTAL_TEST_PG_URL")
+    if external:
+        yield external
+        return
+    # not under pytest's tmp dir: that is private to root, and the server runs as "postgres"
+    base = Path(tempfile.mkdtemp(prefix="eportal-test-pg-"))
+    server = PostgresServer(base)
+    require_service("PostgreSQL", server.bin is not None, "no initdb under /usr/lib/postgresql (apt-get install postgresql)")
+    try:
+        url = server.start()
+    except subprocess.CalledProcessError as exc:
+        require_service("PostgreSQL", False, f"could not start: {exc.stderr or exc.stdout}")
+    yield url
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+_db_counter = iter(range(1, 10**6))
+
+
+def new_database_url(request, backend: str, tmp_path_factory) -> str:
+    """A fresh, empty database on ``backend``: a SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'eportal.sqlite'}"
+    admin_url = request.getfixturevalue("postgres_url")
+    name = f"eportal_test_{os.getpid()}_{next(_db_counter)}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+# --- the app and the database -------------------------------------------------------------------
+
+def make_test_settings(data_dir: Path, url: str, **overrides) -> dict:
+    raw = {"eportal.data_dir": str(data_dir), "sqlalchemy.url": url, "eportal.scheduler": "false",
+           "eportal.password_min_length": "10"}
+    raw.update({k: str(v) for k, v in overrides.items()})
+    return raw
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def database_url(request, backend, tmp_path_factory):
+    return new_database_url(request, backend, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    """A migrated database (through the real Alembic migrations), shared by the session."""
+    from .migrate import upgrade
+    eng = make_engine(database_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def app_settings(tmp_path_factory, database_url):
+    settings, pm = load_settings(make_test_settings(tmp_path_factory.mktemp("data"), database_url))
+    return settings, pm
+
+
+@pytest.fixture(scope="session")
+def app(app_settings, engine):
+    from . import make_app
+    settings, pm = app_settings
+    return make_app(settings, pm, engine=engine)
+
+
+@pytest.fixture
+def dbconnection(engine):
+    conn = engine.connect()
+    outer = conn.begin()
+    yield conn
+    outer.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def dbsession(dbconnection):
+    """A session inside the test's transaction (committing it only releases a savepoint)."""
+    session = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint", expire_on_commit=False)()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def testapp(app, dbconnection, dbsession):
+    """WebTest against the real app; each request's transaction is a savepoint of the test's one."""
+    import webtest
+    original = app.registry["dbsession_factory"]
+    app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
+                                                     expire_on_commit=False)
+    try:
+        yield webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
+    finally:
+        app.registry["dbsession_factory"] = original
+
+
+@pytest.fixture
+def make_user(dbsession):
+    """``make_user("bob", readonly=True)`` -> (User, password); committed to the test's transaction."""
+    from .services.users import add_user
+
+    def factory(username: str, password: str | None = None, *, readonly: bool = False):
+        password = password or f"{username}-Secret-123"
+        user = add_user(dbsession, username, password, readonly=readonly, min_length=10, actor="test")
+        dbsession.commit()
+        return user, password
+    return factory
+
+
+def login(testapp, username: str, password: str, status: int = 303):
+    """Log in through the real form (CSRF token and all); returns the response."""
+    form = testapp.get("/admin/login").forms[0]
+    form["login"] = username
+    form["password"] = password
+    return form.submit(status=status)
+
+
+def csrf_token(testapp) -> str:
+    """The session's CSRF token, read from the page like a browser would."""
+    page = testapp.get("/admin/")
+    return page.html.find("input", {"name": "csrf_token"})["value"]
