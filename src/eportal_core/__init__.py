@@ -18,6 +18,7 @@ def make_app(settings, pm, *, engine=None):
             config.registry["dbengine"] = engine
         config.include("pyramid_chameleon")          # .pt templates
         config.include(".db")                        # request.dbsession, one transaction per request
+        config.include(".fleet")                     # agent read path, coalesced check-ins
         config.include(".session")                   # server-side console sessions in the database
         config.include(".security")                 # the security policy, default permission, CSRF
         config.include(".headers")                   # CSP, nosniff, frame-ancestors, Referrer-Policy

@@ -40,6 +40,11 @@ class SecurityPolicy:
     def _find_identity(self, request) -> Identity | None:
         path = request.path_info
         if path.startswith(API_PREFIX) and not path.startswith(AGENT_PREFIX):
+            token = request.headers.get(request.registry.settings["eportal.api_key_header"])
+            if token:
+                from .services.tokens import verify_token
+                user = verify_token(request.dbsession, token.strip())
+                return Identity(user.id, user.username, user.role, "token") if user else None
             creds = basic_credentials(request)
             if creds is not None:
                 from .services.login import LoginRefused, authenticate

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 import pytest
@@ -201,13 +201,25 @@ def dbsession(dbconnection):
 def testapp(app, dbconnection, dbsession):
     """WebTest against the real app; each request's transaction is a savepoint of the test's one."""
     import webtest
-    original = app.registry["dbsession_factory"]
-    app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
-                                                     expire_on_commit=False)
+    registry = app.registry
+    saved = {name: registry.get(name) for name in ("dbsession_factory", "db_read", "main_feed_id")}
+    checkins = registry["checkins"]
+    registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
+                                                 expire_on_commit=False)
+    # agent lookups and check-in flushes go through the test's connection too (flush by hand)
+    registry["db_read"] = lambda: nullcontext(dbconnection)
+    registry.pop("main_feed_id", None)
+    checkins.bind, checkins.autostart = dbconnection, False
     try:
         yield webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
     finally:
-        app.registry["dbsession_factory"] = original
+        checkins.flush()
+        checkins.bind, checkins.autostart = None, True
+        for name, value in saved.items():
+            if value is None:
+                registry.pop(name, None)
+            else:
+                registry[name] = value
 
 
 @pytest.fixture

@@ -1,0 +1,57 @@
+"""Who is calling a patch or check-in URL: one function, one indexed lookup, and the check-in
+recorded in memory (protocol.md §2, "Who is calling")."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
+
+from .clientip import client_ip
+from .models import MAIN_FEED, Feed, Key, Server, utcnow
+from .security import basic_credentials
+from .services.agents import KERNEL_ID_RE, valid_server_id
+
+
+@dataclass(frozen=True)
+class Agent:
+    pk: int
+    server_id: str
+    key_id: int | None
+    #: the feed of the server's key (``main`` when the key is gone)
+    feed_id: int
+
+
+_LOOKUP = (select(Server.id, Server.key_id, Key.feed_id)
+           .outerjoin(Key, Key.id == Server.key_id)
+           .where(Server.server_id == bindparam("sid")))
+
+
+def identify_agent(request, *, kernel_id: str | None = None, info: dict | None = None) -> Agent | None:
+    """The calling server (HTTP Basic user = server_id), its feed, and a recorded check-in.
+
+    ``None`` for anonymous or unknown callers (they are answered from the ``main`` feed). The
+    password is not checked: the unguessable server_id is the credential, so it is never logged.
+    """
+    creds = basic_credentials(request)
+    if creds is None or not valid_server_id(creds[0]):
+        return None
+    with request.registry["db_read"]() as conn:
+        row = conn.execute(_LOOKUP, {"sid": creds[0]}).first()
+    if row is None:
+        return None
+    agent = Agent(row[0], creds[0], row[1], row[2] if row[2] is not None else main_feed_id(request.registry))
+    values = {"checkin": utcnow(), "ip": client_ip(request)}
+    if kernel_id and KERNEL_ID_RE.match(kernel_id):
+        values["kernel_id"] = kernel_id
+    if info:
+        values.update(info)
+    request.registry["checkins"].record(agent.pk, agent.server_id, values)
+    return agent
+
+
+def main_feed_id(registry) -> int:
+    """The id of ``main`` (it always exists and is never deleted), looked up once per process."""
+    if "main_feed_id" not in registry:
+        with registry["db_read"]() as conn:
+            registry["main_feed_id"] = conn.execute(select(Feed.id).where(Feed.name == MAIN_FEED)).scalar_one()
+    return registry["main_feed_id"]

@@ -1,0 +1,131 @@
+"""Coalesced check-ins: agents' contacts are kept in memory and written about once a second in one
+transaction, so the agent path never waits on a database write lock (recipes: SQLite writes per
+request collapse at 64 connections; coalesced, the same path held ~2,700 req/s)."""
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import nullcontext
+
+from sqlalchemy import bindparam, case, select, update
+
+from ..db import writer
+from ..models import Server, ServerTag
+from .events import notify
+from .tags import format_tags, parse_tags
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 30
+
+
+class CheckinBuffer:
+    def __init__(self, engine, pm=None, interval: float = 1.0):
+        self.engine = engine
+        self.pm = pm
+        self.interval = interval
+        #: a Connection to write through instead of the engine (tests: the rolled-back one)
+        self.bind = None
+        self.autostart = True
+        self._pending: dict[int, dict] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.flushed = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+    def record(self, server_pk: int, server_id: str, values: dict) -> None:
+        """Remember a contact; later fields win over earlier ones for the same server."""
+        with self._lock:
+            entry = self._pending.setdefault(server_pk, {"server_id": server_id})
+            entry.update(values)
+        if self.autostart and self._thread is None:
+            self.start()
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="checkin-flusher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Flush what is pending and stop the thread (called on shutdown)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # never let the flusher die; flush() already kept the entries
+                log.exception("check-in flush failed")
+
+    def flush(self) -> int:
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        if not batch:
+            return 0
+        try:
+            ctx = nullcontext(self.bind) if self.bind is not None else writer(self.engine).begin()
+            with ctx as conn:
+                self._write(conn, batch)
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            with self._lock:  # put them back under newer contacts, so nothing is lost to a busy database
+                for pk, values in batch.items():
+                    attempts = values.get("_attempts", 0) + 1
+                    if attempts > MAX_ATTEMPTS:
+                        continue  # a contact that cannot be written after this many tries is dropped
+                    merged = dict(values, _attempts=attempts)
+                    merged.update(self._pending.get(pk, {}))
+                    self._pending[pk] = merged
+            raise
+        self.flushed += len(batch)
+        self.last_error = None
+        if self.pm is not None and self.pm.hook.eportal_server_checked_in.get_hookimpls():
+            for values in batch.values():
+                info = {k: v for k, v in values.items() if k not in ("server_id", "_attempts")}
+                notify(self.pm, "server_checked_in", server_id=values["server_id"], info=info)
+        return len(batch)
+
+    def _write(self, conn, batch: dict[int, dict]) -> None:
+        # executemany needs the same columns in every row: group rows by the fields they carry
+        groups: dict[tuple, list[dict]] = {}
+        tag_rows: dict[int, str | None] = {}
+        for pk, values in batch.items():
+            fields = {k: v for k, v in values.items() if k not in ("server_id", "tags", "_attempts")}
+            if "tags" in values:
+                tag_rows[pk] = values["tags"]
+            groups.setdefault(tuple(sorted(fields)), []).append({"pk": pk, **{f"v_{k}": v for k, v in fields.items()}})
+        for columns, rows in groups.items():
+            values = {c: bindparam(f"v_{c}") for c in columns}
+            if "patch_level" in columns and "checkin" in columns:
+                level = bindparam("v_patch_level")
+                values["updated"] = case(
+                    ((Server.patch_level.is_(None) & level.is_not(None)) | (Server.patch_level != level), bindparam("v_checkin")),
+                    else_=Server.updated)
+            stmt = update(Server.__table__).where(Server.__table__.c.id == bindparam("pk")).values(**values)
+            conn.execute(stmt, rows)
+        if tag_rows:  # a server removed since its contact has no row to tag
+            table = Server.__table__
+            alive = set(conn.execute(select(table.c.id).where(table.c.id.in_(list(tag_rows)))).scalars())
+            tag_rows = {pk: text for pk, text in tag_rows.items() if pk in alive}
+        for pk, text in tag_rows.items():
+            tags = parse_tags(text)
+            conn.execute(ServerTag.__table__.delete().where(ServerTag.__table__.c.server_pk == pk))
+            if tags:
+                conn.execute(ServerTag.__table__.insert(), [{"server_pk": pk, "name": n, "value": v} for n, v in tags])
+            conn.execute(update(Server.__table__).where(Server.__table__.c.id == pk).values(tags=format_tags(tags)))

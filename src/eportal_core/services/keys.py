@@ -1,0 +1,134 @@
+"""Registration keys: the rules shared by console, REST API and ``kc.eportal key``."""
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..models import MAIN_FEED, Feed, Key, Server
+from . import ServiceError, audit
+
+GENERATED_KEY_LENGTH = 16
+KEY_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_NOTE = 1000
+MAX_SERVER_LIMIT = 10**9
+_ALPHANUM = string.ascii_letters + string.digits
+
+
+def generate_key() -> str:
+    return "".join(secrets.choice(_ALPHANUM) for _ in range(GENERATED_KEY_LENGTH))
+
+
+def validate_key_name(name: str) -> str:
+    if not KEY_NAME_RE.match(name or ""):
+        raise ServiceError(f"invalid key {name!r}: use 1-64 letters, digits, '_', '.' or '-' (or leave it empty for a generated one)")
+    return name
+
+
+def parse_server_limit(value) -> int:
+    """0 = unlimited; a negative or non-numeric limit is refused."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return 0
+    try:
+        limit = int(str(value).strip())
+    except ValueError:
+        raise ServiceError(f"server limit must be a whole number (0 = unlimited), not {str(value)[:40]!r}") from None
+    if limit < 0 or limit > MAX_SERVER_LIMIT:
+        raise ServiceError(f"server limit must be between 0 (unlimited) and {MAX_SERVER_LIMIT}")
+    return limit
+
+
+def require_feed(db: Session, name: str | None) -> Feed:
+    name = (name or "").strip() or MAIN_FEED
+    feed = db.scalar(select(Feed).where(Feed.name == name))
+    if feed is None:
+        raise ServiceError(f"feed '{name[:64]}' does not exist")
+    return feed
+
+
+def get_key(db: Session, name: str) -> Key | None:
+    return db.scalar(select(Key).where(Key.key == name))
+
+
+def require_key(db: Session, name: str) -> Key:
+    key = get_key(db, name)
+    if key is None:
+        raise ServiceError(f"key '{name[:64]}' does not exist")
+    return key
+
+
+def create_key(db: Session, name: str | None = None, *, note: str = "", server_limit=0, feed: str | None = None,
+               actor: str = "cli") -> Key:
+    name = (name or "").strip()
+    if name:
+        validate_key_name(name)
+        if get_key(db, name) is not None:
+            raise ServiceError(f"key '{name}' already exists")
+    else:
+        name = generate_key()
+        while get_key(db, name) is not None:  # a collision is astronomically unlikely, but cheap to rule out
+            name = generate_key()
+    note = _check_note(note)
+    key = Key(key=name, note=note, server_limit=parse_server_limit(server_limit), feed=require_feed(db, feed))
+    db.add(key)
+    db.flush()
+    audit.record(db, actor, "key.add", name, f"limit={key.server_limit} feed={key.feed.name}")
+    return key
+
+
+def update_key(db: Session, name: str, *, new_name: str | None = None, note: str | None = None,
+               server_limit=None, feed: str | None = None, actor: str = "cli") -> Key:
+    key = require_key(db, name)
+    if new_name is not None and new_name.strip() and new_name.strip() != key.key:
+        new_name = validate_key_name(new_name.strip())
+        if get_key(db, new_name) is not None:
+            raise ServiceError(f"key '{new_name}' already exists")
+        key.key = new_name
+    if note is not None:
+        key.note = _check_note(note)
+    if server_limit is not None:
+        key.server_limit = parse_server_limit(server_limit)
+    if feed is not None:
+        key.feed = require_feed(db, feed)
+    db.flush()
+    audit.record(db, actor, "key.edit", key.key, f"limit={key.server_limit} feed={key.feed.name}")
+    return key
+
+
+def delete_key(db: Session, name: str, *, actor: str = "cli", pm=None, request=None) -> int:
+    """Remove a key and every server registered with it; returns how many servers went."""
+    from .servers import delete_servers_where
+    key = require_key(db, name)
+    removed = delete_servers_where(db, Server.key_id == key.id, pm=pm, request=request)
+    db.delete(key)
+    db.flush()
+    audit.record(db, actor, "key.delete", name, f"servers={removed}")
+    return removed
+
+
+def _check_note(note: str | None) -> str:
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE:
+        raise ServiceError(f"description is too long: at most {MAX_NOTE} characters")
+    return note
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    key: Key
+    servers: int
+
+
+def list_keys(db: Session) -> list[KeyRow]:
+    """Every key with its number of servers (one grouped query over the key_id index)."""
+    counts = dict(db.execute(select(Server.key_id, func.count()).where(Server.key_id.is_not(None)).group_by(Server.key_id)).all())
+    keys = db.scalars(select(Key).order_by(Key.created, Key.id)).all()
+    return [KeyRow(k, counts.get(k.id, 0)) for k in keys]
+
+
+def count_servers(db: Session, key: Key) -> int:
+    return db.scalar(select(func.count()).select_from(Server).where(Server.key_id == key.id)) or 0

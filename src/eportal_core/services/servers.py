@@ -1,0 +1,217 @@
+"""The server inventory: filters, sorting, pages, the §4 record, removal. One place for each rule,
+used by the console, the REST API, the CLI and the monitoring endpoints."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from ..models import Feed, Key, Server, utcnow
+from . import ServiceError
+from .events import notify
+from .levels import latest_level_subquery, latest_levels, patch_status
+from .tags import tag_condition
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+MAX_LIMIT = 10000
+AGE_RE = re.compile(r"^(-?)(\d{1,6})(h?)$")
+#: sortable columns (each indexed, so a sorted page does not scan the table)
+SORTS = {
+    "registered": Server.registered, "checkin": Server.checkin, "hostname": Server.hostname,
+    "ip": Server.ip, "euname": Server.euname, "updated": Server.updated, "id": Server.id,
+}
+NO_KEY = "(none)"
+
+
+@dataclass(frozen=True)
+class Age:
+    """``checkin_age=2`` means older than 2 days; ``-2`` within 2 days; ``12h`` counts hours."""
+
+    span: timedelta
+    within: bool
+
+    @classmethod
+    def parse(cls, name: str, text) -> "Age | None":
+        if text is None or str(text).strip() == "":
+            return None
+        m = AGE_RE.match(str(text).strip())
+        if not m:
+            raise ServiceError(f"{name} must be a number of days (or hours with 'h', e.g. 12h); negative means 'within'")
+        sign, number, hours = m.groups()
+        span = timedelta(hours=int(number)) if hours else timedelta(days=int(number))
+        return cls(span, within=bool(sign))
+
+    def condition(self, column, now: datetime):
+        cutoff = now - self.span
+        return column >= cutoff if self.within else or_(column < cutoff, column.is_(None))
+
+
+@dataclass
+class ServerFilter:
+    key: str | None = None
+    feed: str | None = None
+    hostname: str | None = None
+    ip: str | None = None
+    tag: str | None = None
+    kernel: str | None = None
+    registered_age: Age | None = None
+    checkin_age: Age | None = None
+    updated_age: Age | None = None
+    is_updated: bool | None = None
+    server_id: str | None = None
+    extra: list = field(default_factory=list)
+
+    @classmethod
+    def from_params(cls, params) -> "ServerFilter":
+        """Build from request params (query, form or JSON alike); bad values raise ServiceError."""
+        def text(name, maxlen=255):
+            value = params.get(name)
+            if value is None or str(value).strip() == "":
+                return None
+            value = str(value).strip()
+            if len(value) > maxlen:
+                raise ServiceError(f"{name} is too long (at most {maxlen} characters)")
+            return value
+        is_updated = text("is_updated")
+        if is_updated is not None:
+            lowered = is_updated.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ServiceError("is_updated must be true or false")
+            is_updated = lowered in ("true", "1", "yes")
+        return cls(
+            key=text("key", 64), feed=text("feed", 64), hostname=text("hostname"), ip=text("ip", 45),
+            tag=text("tag", 400), kernel=text("kernel"), server_id=text("server_id", 16),
+            registered_age=Age.parse("registered_age", params.get("registered_age")),
+            checkin_age=Age.parse("checkin_age", params.get("checkin_age")),
+            updated_age=Age.parse("updated_age", params.get("updated_age")),
+            is_updated=is_updated,
+        )
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) in (None, []) for f in fields(self))
+
+    def conditions(self, db: Session, now: datetime | None = None) -> list:
+        now = now or utcnow()
+        cond = list(self.extra)
+        if self.key == NO_KEY:
+            cond.append(Server.key_id.is_(None))
+        elif self.key is not None:
+            cond.append(Server.key_id == select(Key.id).where(Key.key == self.key).scalar_subquery())
+        if self.feed is not None:
+            feed_keys = select(Key.id).join(Feed, Feed.id == Key.feed_id).where(Feed.name == self.feed)
+            cond.append(Server.key_id.in_(feed_keys))
+        for name, column in (("hostname", Server.hostname), ("ip", Server.ip)):
+            value = getattr(self, name)
+            if value is not None:
+                cond.append(column.like(value, escape="\\") if "%" in value else column == value)
+        if self.tag is not None:
+            cond.append(tag_condition(self.tag))
+        if self.kernel is not None:
+            if "%" in self.kernel:
+                cond.append(Server.euname.like(self.kernel, escape="\\"))
+            else:
+                cond.append(or_(Server.euname == self.kernel, Server.kernel_id == self.kernel.lower()))
+        if self.server_id is not None:
+            cond.append(Server.server_id == self.server_id)
+        for age, column in ((self.registered_age, Server.registered), (self.checkin_age, Server.checkin),
+                            (self.updated_age, Server.updated)):
+            if age is not None:
+                cond.append(age.condition(column, now))
+        if self.is_updated is not None:
+            feed_of_server = select(Key.feed_id).where(Key.id == Server.key_id).scalar_subquery()
+            latest = latest_level_subquery(feed_of_server, Server.kernel_id)
+            updated = and_(latest.is_not(None), Server.patch_level.is_not(None), Server.patch_level >= latest)
+            cond.append(updated if self.is_updated else ~updated)
+        return cond
+
+
+@dataclass
+class Page:
+    rows: list[dict]
+    count: int
+    limit: int
+    offset: int
+
+
+def parse_paging(params, default_limit: int = 10) -> tuple[int, int]:
+    def number(name, default, low, high):
+        raw = params.get(name)
+        if raw is None or str(raw).strip() == "":
+            return default
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ServiceError(f"{name} must be a whole number") from None
+        if not low <= value <= high:
+            raise ServiceError(f"{name} must be between {low} and {high}")
+        return value
+    return number("limit", default_limit, 1, MAX_LIMIT), number("offset", 0, 0, 10**9)
+
+
+def count_servers(db: Session, flt: ServerFilter) -> int:
+    return db.scalar(select(func.count()).select_from(Server).where(*flt.conditions(db))) or 0
+
+
+def find_servers(db: Session, flt: ServerFilter, *, sort: str = "id", descending: bool = True,
+                 limit: int = 10, offset: int = 0, with_count: bool = True) -> Page:
+    """One page of servers as §4 records, plus the total count for the filter."""
+    column = SORTS.get(sort, Server.id)
+    order = [column.desc(), Server.id.desc()] if descending else [column.asc(), Server.id.asc()]
+    conditions = flt.conditions(db)
+    servers = db.scalars(select(Server).where(*conditions).order_by(*order).limit(limit).offset(offset)).all()
+    count = (db.scalar(select(func.count()).select_from(Server).where(*conditions)) or 0) if with_count else len(servers)
+    return Page(records(db, servers), count, limit, offset)
+
+
+def records(db: Session, servers: list[Server]) -> list[dict]:
+    """§4 records for ``servers``, with key, feed and up-to-date status looked up in two queries."""
+    key_ids = {s.key_id for s in servers if s.key_id is not None}
+    keys = {k.id: k for k in db.scalars(select(Key).where(Key.id.in_(key_ids)))} if key_ids else {}
+    pairs = {(keys[s.key_id].feed_id, s.kernel_id) for s in servers if s.key_id in keys and s.kernel_id}
+    latest = latest_levels(db, pairs)
+    out = []
+    for s in servers:
+        key = keys.get(s.key_id)
+        level = latest.get((key.feed_id, s.kernel_id)) if key else None
+        out.append(record(s, key, level))
+    return out
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.strftime(TIME_FORMAT) if value else None
+
+
+def record(s: Server, key: Key | None, latest: int | None = None) -> dict:
+    """The server record of protocol.md §4 (plus ``status`` and ``latest_level``, ours)."""
+    return {
+        "id": s.server_id, "ip": s.ip, "hostname": s.hostname,
+        "key": key.key if key else None, "feed": key.feed.name if key else None,
+        "registered": _ts(s.registered), "checkin": _ts(s.checkin), "updated": _ts(s.updated),
+        "euname": s.euname, "release": s.release, "kernel_id": s.kernel_id,
+        "patch_level": s.patch_level, "patch_type": s.patch_type, "tags": s.tags,
+        "uptime": s.uptime, "version": s.version, "virt": s.virt, "kcare_version": s.kcare_version,
+        "distro": s.distro, "distro_version": s.distro_version, "machine": s.machine, "processor": s.processor,
+        "status": patch_status(s.patch_level, latest), "latest_level": latest,
+    }
+
+
+def get_server(db: Session, server_id: str) -> Server | None:
+    return db.scalar(select(Server).where(Server.server_id == server_id))
+
+
+def delete_servers_where(db: Session, *conditions, pm=None, request=None) -> int:
+    """Delete matching servers (tags go with them); the unregistered event fires when anyone listens."""
+    if pm is not None and pm.hook.eportal_server_unregistered.get_hookimpls():
+        for server in db.scalars(select(Server).where(*conditions)):
+            notify(pm, "server_unregistered", request=request, server=server)
+    return db.execute(delete(Server).where(*conditions).execution_options(synchronize_session=False)).rowcount or 0
+
+
+def delete_servers(db: Session, server_ids: list[str], *, pm=None, request=None) -> int:
+    ids = [s for s in server_ids if s][:10000]
+    if not ids:
+        return 0
+    return delete_servers_where(db, Server.server_id.in_(ids), pm=pm, request=request)

@@ -1,0 +1,64 @@
+"""Server tags: ``name`` or ``name:value``, separated by ``;`` (what ``kcarectl --tag`` sends)."""
+from __future__ import annotations
+
+from ..models import ServerTag
+from . import ServiceError
+
+MAX_TAGS = 50
+MAX_NAME = 128
+MAX_VALUE = 255
+MAX_TOTAL = 1024
+
+
+def parse_tags(text: str | None) -> list[tuple[str, str]]:
+    """``"env:prod;ubuntu"`` -> ``[("env", "prod"), ("ubuntu", "")]``; ``""`` -> ``[]`` (remove all)."""
+    if text is None:
+        return []
+    if len(text) > MAX_TOTAL:
+        raise ServiceError(f"tags are too long: at most {MAX_TOTAL} characters in all")
+    tags: list[tuple[str, str]] = []
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, value = part.partition(":")
+        name, value = name.strip(), value.strip()
+        if not name:
+            raise ServiceError(f"tag {part[:40]!r} has no name: write name or name:value")
+        if len(name) > MAX_NAME or len(value) > MAX_VALUE:
+            raise ServiceError(f"tag {part[:40]!r} is too long (name ≤ {MAX_NAME}, value ≤ {MAX_VALUE} characters)")
+        if any(ord(c) < 32 or ord(c) == 127 for c in part):
+            raise ServiceError("tags must not contain control characters")
+        if (name, value) not in tags:
+            tags.append((name, value))
+    if len(tags) > MAX_TAGS:
+        raise ServiceError(f"too many tags: at most {MAX_TAGS}")
+    return tags
+
+
+def format_tags(tags: list[tuple[str, str]]) -> str | None:
+    """The canonical string stored and shown; ``None`` when there are no tags (protocol.md §4)."""
+    if not tags:
+        return None
+    return ";".join(f"{n}:{v}" if v else n for n, v in tags)
+
+
+def apply_tags(db, server, text: str | None) -> None:
+    """Replace the server's tags with ``text`` (validated first, so a bad string changes nothing)."""
+    tags = parse_tags(text)
+    db.query(ServerTag).filter(ServerTag.server_pk == server.id).delete(synchronize_session=False)
+    for name, value in tags:
+        db.add(ServerTag(server_pk=server.id, name=name, value=value))
+    server.tags = format_tags(tags)
+
+
+def tag_condition(text: str):
+    """SQL condition for servers carrying tag ``name`` (any value) or ``name:value``."""
+    from sqlalchemy import exists, select
+
+    from ..models import Server
+    name, sep, value = text.strip().partition(":")
+    cond = [ServerTag.server_pk == Server.id, ServerTag.name == name.strip()]
+    if sep:
+        cond.append(ServerTag.value == value.strip())
+    return exists(select(ServerTag.server_pk).where(*cond))
