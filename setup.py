@@ -44,6 +44,7 @@ setup(
         "console_scripts": [
             "eportal = eportal_core.cli:main",
             "kc.eportal = eportal_core.kc_cli:main",
+            "eportal-sim = eportal_sim.cli:main",
         ],
     },
 )

@@ -28,6 +28,8 @@ def make_app(settings, pm, *, engine=None):
         config.include(".views.auth")                # login, logout
         config.include(".views.home")                # the start page
         config.include(".views.users")               # console user management
+        config.include(".views.agent")  # agent protocol: register, unregister, check-in
+        config.include(".views.scripts")  # install-kernelcare and set-patch-server shell scripts
         pm.hook.eportal_includeme(config=config)     # plugins add their routes and views
         config.scan(".views")
     return config.make_wsgi_app()

@@ -7,4 +7,5 @@ def includeme(config):
     engine = registry["dbengine"]
     # agent lookups read outside the request's (write) transaction; tests swap in their connection
     registry["db_read"] = engine.connect
-    registry["checkins"] = CheckinBuffer(engine, registry.pm)
+    interval = registry.settings.get("eportal.checkins.flush_seconds") or 1
+    registry["checkins"] = CheckinBuffer(engine, registry.pm, interval=interval)

@@ -42,11 +42,25 @@ def scheduler_check(registry) -> tuple[Check, dict]:
     return Check("scheduler", ok, detail), info
 
 
+def checkins_check(registry) -> tuple[Check, dict]:
+    """The coalesced check-in writer: what waits in memory, what was written, whether the last write failed."""
+    buf = registry.get("checkins")
+    if buf is None:
+        return Check("checkins", True, "no check-in buffer in this process"), {}
+    # only the exception's type: its text may name hosts, users or SQL, and this page is public
+    last_error = buf.last_error.split(":", 1)[0] if buf.last_error else None
+    info = {"pending": buf.pending(), "flushed": buf.flushed, "errors": buf.errors, "last_error": last_error}
+    if last_error:
+        return Check("checkins", False, f"the last write failed ({last_error}), {info['pending']} pending; see the log"), info
+    return Check("checkins", True, f"{info['pending']} pending, {info['flushed']} written"), info
+
+
 @view_config(route_name="health", renderer="json", permission=NO_PERMISSION_REQUIRED, request_method=("GET", "HEAD"))
 def health(request):
     db = database_check(request.registry["dbengine"])
     sched, sched_info = scheduler_check(request.registry)
-    checks = [db, sched]
+    checkins, checkins_info = checkins_check(request.registry)
+    checks = [db, sched, checkins]
     for contributed in request.registry.pm.hook.eportal_health_checks(request=request):
         checks.extend(contributed or [])
     ok = all(c.ok for c in checks)
@@ -56,6 +70,7 @@ def health(request):
         "status": "ok" if ok else "fail",
         "checks": [asdict(c) for c in checks],
         "scheduler": sched_info,
+        "checkins": checkins_info,
     }
 
 

@@ -46,8 +46,10 @@ def serve(env, host: str, port: int, threads: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     click.echo(f"eportal serving on http://{host}:{port}/admin (data in {data_dir})")
     try:
+        # with trusted proxies the app itself believes X-Forwarded-* only from them (clientip,
+        # scripts); waitress would otherwise drop those headers before the app could look
         waitress_serve(app, host=host, port=port, threads=threads, ident="eportal",
-                       clear_untrusted_proxy_headers=True, channel_timeout=120)
+                       clear_untrusted_proxy_headers=not settings["eportal.trusted_proxies"], channel_timeout=120)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -55,4 +57,19 @@ def serve(env, host: str, port: int, threads: int) -> None:
     finally:
         if scheduler is not None:
             scheduler.shutdown()
+        _stop_checkins(app.registry)
         log.info("eportal stopped")
+
+
+def _stop_checkins(registry) -> None:
+    """Write the check-ins still held in memory before the process goes."""
+    buf = registry.get("checkins")
+    if buf is None:
+        return
+    pending = buf.pending()
+    try:
+        buf.stop()
+    except Exception:
+        log.exception("could not write %d pending check-ins on shutdown", buf.pending())
+    else:
+        log.info("wrote %d pending check-ins on shutdown", pending)

@@ -133,6 +133,8 @@ CORE_SETTINGS = [
     Setting("eportal.scheduler", as_bool, True, "Run scheduled jobs in this process (one leader per site)."),
     Setting("eportal.scheduler.lease_seconds", int_between(10, 3600), 60,
             "How long the job leader's lease lasts before another process may take over."),
+    Setting("eportal.checkins.flush_seconds", int_between(1, 300), 1,
+            "How often agents' check-ins, kept in memory, are written to the database (and on shutdown)."),
     Setting("eportal.trusted_proxies", as_networks, [],
             "Proxies whose X-Forwarded-For / X-Real-IP are believed."),
     Setting("eportal.api_key_header", header_name, "X-Api-Key", "Header that carries REST API tokens."),

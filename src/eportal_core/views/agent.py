@@ -1,0 +1,310 @@
+"""The agent protocol under ``REGISTRATION_URL`` (protocol.md §2): register, unregister, check-in,
+and the legacy ``unregister_by_key``. The wire formats live here, in one module, so they are easy
+to adapt once a real agent is captured on the wire.
+
+Agents carry no console session and no CSRF token: every view here is public
+(``NO_PERMISSION_REQUIRED``, ``require_csrf=False``); the registration key, the unguessable
+server_id or the api.token file is the credential. Bad input gets the documented answer code or a
+4xx JSON ``{"error": "<slug>", "message": "..."}``, never a 500, and changes nothing.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import ipaddress
+import json
+import logging
+from pathlib import Path
+from urllib.parse import unquote_to_bytes
+
+from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
+from pyramid.view import view_config
+from sqlalchemy import bindparam, select
+
+from ..clientip import client_ip
+from ..models import Server, utcnow
+from ..security import basic_credentials
+from ..services import ServiceError, agents
+from ..services.keys import KEY_NAME_RE
+
+log = logging.getLogger(__name__)
+
+REGISTRATION_URL = "/admin/api/kcare"
+#: the legacy unregister_by_key token: ``<data dir>/config/api.token``
+TOKEN_FILE = ("config", "api.token")
+#: agents send a few hundred bytes; anything near this is not an agent
+MAX_BODY = 64 * 1024
+
+#: route name -> (path under REGISTRATION_URL, allowed methods)
+ROUTES = {
+    "agent_register_json": ("register_server.json", ("GET", "POST")),
+    "agent_register_plain": ("register_server.plain", ("GET", "POST")),
+    "agent_unregister_json": ("unregister_server.json", ("GET", "POST")),
+    "agent_unregister_plain": ("unregister_server.plain", ("GET", "POST")),
+    "agent_checkin": ("checkin", ("POST",)),
+    "agent_unregister_by_key": ("unregister_by_key.plain", ("GET",)),
+}
+
+
+# --- input and output -------------------------------------------------------------------------
+
+class BadInput(Exception):
+    """Refused input: answered as ``{"error": slug, "message": message}`` with ``status``."""
+
+    def __init__(self, slug: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.slug, self.message, self.status = slug, message, status
+
+    def response(self) -> Response:
+        return json_response({"error": self.slug, "message": self.message}, self.status)
+
+
+def json_response(data, status: int = 200) -> Response:
+    resp = Response(json.dumps(data), status=status, content_type="application/json", charset="utf-8")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def plain_response(text: str, status: int = 200) -> Response:
+    resp = Response(text, status=status, content_type="text/plain", charset="utf-8")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def guarded(view):
+    """Turn :class:`BadInput` raised anywhere in ``view`` into its 4xx answer."""
+    @functools.wraps(view)
+    def wrapper(request):
+        try:
+            return view(request)
+        except BadInput as exc:
+            return exc.response()
+    return wrapper
+
+
+def _parse_urlencoded(body: bytes) -> list[tuple[str, str]]:
+    """``a=1&b=%C3%A9`` strictly as UTF-8 (WebOb would silently put U+FFFD in place of bad bytes)."""
+    pairs = []
+    for part in body.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8"),
+                      unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")))
+    return pairs
+
+
+def agent_params(request) -> dict:
+    """The request's parameters from the query string, a form body or a JSON object body, merged
+    (the body wins). 400 on a JSON body that is not an object and on input that is not UTF-8;
+    413 on a body larger than an agent ever sends; 415 on other body types."""
+    params: dict = {}
+    try:
+        # WebOb decodes the query lazily and raises UnicodeDecodeError on bad bytes
+        params.update(request.GET.items())
+    except UnicodeDecodeError:
+        raise BadInput("bad-encoding", "the query string is not valid UTF-8") from None
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return params
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise BadInput("too-large", f"the request body is larger than {MAX_BODY} bytes", 413)
+    body = request.body
+    if len(body) > MAX_BODY:
+        raise BadInput("too-large", f"the request body is larger than {MAX_BODY} bytes", 413)
+    if not body.strip():
+        return params
+    ctype = (request.content_type or "").lower()
+    if ctype == "application/json" or ctype.endswith("+json") or (not ctype and body.lstrip()[:1] in (b"{", b"[")):
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadInput("bad-encoding", "the JSON body is not valid UTF-8") from None
+        except ValueError as exc:
+            raise BadInput("bad-json", f"the body is not valid JSON: {str(exc)[:80]}") from None
+        if not isinstance(data, dict):
+            raise BadInput("bad-json", "the JSON body must be an object like {\"server_id\": \"...\"}")
+        params.update(data)
+    elif ctype in ("application/x-www-form-urlencoded", ""):
+        try:
+            params.update(_parse_urlencoded(body))
+        except UnicodeDecodeError:
+            raise BadInput("bad-encoding", "the form body is not valid UTF-8") from None
+    elif ctype == "multipart/form-data":
+        for name, value in request.POST.items():
+            if not isinstance(value, str):
+                raise BadInput("bad-param", f"{str(name)[:40]} must be text, not a file")
+            if "\ufffd" in value:  # WebOb's stand-in for bytes that were not UTF-8
+                raise BadInput("bad-encoding", "the form body is not valid UTF-8")
+            params[name] = value
+    else:
+        raise BadInput("unsupported-media-type", "send a form (application/x-www-form-urlencoded) or a JSON object", 415)
+    return params
+
+
+def _text(params: dict, name: str) -> str | None:
+    """A parameter as text (JSON numbers are accepted as their digits); None when absent."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadInput("bad-param", f"{name} must be text")
+    return str(value)
+
+
+def _info(params: dict) -> dict:
+    """The validated §4 fields (services.agents.parse_info), or a 400 naming the bad one."""
+    try:
+        return agents.parse_info(params)
+    except ServiceError as exc:
+        raise BadInput("bad-param", str(exc)) from None
+
+
+# --- registration -------------------------------------------------------------------------------
+
+def _register(request) -> tuple[int, str | None]:
+    params = agent_params(request)
+    key = _text(params, "key") or ""
+    info = _info(params)
+    hostname = info.pop("hostname", "")
+    if not KEY_NAME_RE.match(key):  # cannot name a key (and could upset the database): unknown
+        return agents.UNKNOWN_KEY, None
+    result = agents.register(request.dbsession, key, hostname=hostname, ip=client_ip(request), info=info,
+                             pm=request.registry.pm, request=request)
+    return result.code, (result.server.server_id if result.server is not None else None)
+
+
+# agents carry no session: the registration key is the credential
+@view_config(route_name="agent_register_json", request_method=("GET", "POST"),
+             permission=NO_PERMISSION_REQUIRED, require_csrf=False)
+@guarded
+def register_server_json(request):
+    code, server_id = _register(request)
+    return json_response({"code": code, "server_id": server_id} if server_id else {"code": code})
+
+
+# agents carry no session: the registration key is the credential
+@view_config(route_name="agent_register_plain", request_method=("GET", "POST"),
+             permission=NO_PERMISSION_REQUIRED, require_csrf=False)
+@guarded
+def register_server_plain(request):
+    code, server_id = _register(request)
+    return plain_response(f"code={code}\n" + (f"server_id={server_id}\n" if server_id else ""))
+
+
+# --- unregistration -----------------------------------------------------------------------------
+
+def _unregister(request) -> bool:
+    params = agent_params(request)
+    server_id = _text(params, "server_id") or ""
+    # a malformed server_id names no server: the documented "not removed" answer, no query
+    return agents.unregister(request.dbsession, server_id, pm=request.registry.pm, request=request)
+
+
+# agents carry no session: the unguessable server_id is the credential
+@view_config(route_name="agent_unregister_json", request_method=("GET", "POST"),
+             permission=NO_PERMISSION_REQUIRED, require_csrf=False)
+@guarded
+def unregister_server_json(request):
+    return json_response(_unregister(request))
+
+
+# agents carry no session: the unguessable server_id is the credential
+@view_config(route_name="agent_unregister_plain", request_method=("GET", "POST"),
+             permission=NO_PERMISSION_REQUIRED, require_csrf=False)
+@guarded
+def unregister_server_plain(request):
+    return plain_response("1" if _unregister(request) else "0")
+
+
+# --- check-in -----------------------------------------------------------------------------------
+
+_SERVER_PK = select(Server.id).where(Server.server_id == bindparam("sid"))
+
+
+def _lookup_server(request, server_id: str) -> int | None:
+    """The server's primary key, read outside the request's (write) transaction."""
+    with request.registry["db_read"]() as conn:
+        return conn.execute(_SERVER_PK, {"sid": server_id}).scalar()
+
+
+# agents carry no session: the unguessable server_id is the credential
+@view_config(route_name="agent_checkin", request_method="POST",
+             permission=NO_PERMISSION_REQUIRED, require_csrf=False)
+@guarded
+def checkin(request):
+    params = agent_params(request)
+    server_id = _text(params, "server_id")
+    if server_id is None:  # an agent may name itself the way it does on patch requests
+        creds = basic_credentials(request)
+        server_id = creds[0] if creds else None
+    if not server_id:
+        raise BadInput("bad-server-id", "server_id is required")
+    if not agents.valid_server_id(server_id):
+        raise BadInput("bad-server-id", "server_id must be 16 letters and digits, starting with a letter")
+    info = _info(params)
+    pk = _lookup_server(request, server_id)
+    if pk is None:
+        return json_response({"error": "unknown-server"}, 404)
+    values = {"checkin": utcnow(), "ip": client_ip(request)}
+    values.update(info)
+    # coalesced: written with other contacts about once a second, never in this request
+    request.registry["checkins"].record(pk, server_id, values)
+    return json_response({"result": "ok"})
+
+
+# --- legacy: unregister every server of a key at one IP -----------------------------------------
+
+# integrations carry no session: the api.token file's content is the credential
+@view_config(route_name="agent_unregister_by_key", request_method="GET",
+             permission=NO_PERMISSION_REQUIRED, require_csrf=False)
+@guarded
+def unregister_by_key_plain(request):
+    params = agent_params(request)
+    path = Path(request.registry.settings["eportal.data_dir"]).joinpath(*TOKEN_FILE)
+    try:
+        expected = path.read_bytes().strip()
+    except FileNotFoundError:
+        return plain_response("-3")
+    except OSError as exc:
+        log.error("unregister_by_key: cannot read %s: %s", path, exc.strerror)
+        return plain_response("-1")
+    given = (_text(params, "token") or "").strip().encode("utf-8")
+    if not expected or not hmac.compare_digest(given, expected):
+        log.warning("unregister_by_key: token mismatch from %s", client_ip(request))
+        return plain_response("-2")
+    key, ip = _text(params, "key") or "", (_text(params, "ip") or "").strip()
+    if not KEY_NAME_RE.match(key) or not _is_ip(ip):
+        return plain_response("0")  # names no key or no address: nothing to remove
+    try:
+        removed = agents.unregister_by_key(request.dbsession, key, ip, pm=request.registry.pm, request=request)
+    except Exception:
+        log.exception("unregister_by_key failed (key %s, ip %s)", key, ip)
+        request.tm.doom()  # roll back whatever part of it happened
+        return plain_response("-1")
+    return plain_response(str(removed))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- other methods ------------------------------------------------------------------------------
+
+def method_not_allowed(request):
+    allowed = ROUTES[request.matched_route.name][1]
+    resp = json_response({"error": "method-not-allowed", "message": f"use {' or '.join(allowed)}"}, 405)
+    resp.headers["Allow"] = ", ".join(allowed)
+    return resp
+
+
+def includeme(config):
+    for name, (path, _methods) in ROUTES.items():
+        config.add_route(name, f"{REGISTRATION_URL}/{path}")
+        # any other method: 405 with Allow (the views above have a method predicate, so they win);
+        # agents carry no session, so no permission and no CSRF token here either
+        config.add_view(method_not_allowed, route_name=name, permission=NO_PERMISSION_REQUIRED, require_csrf=False)
