@@ -12,12 +12,14 @@ def client_ip(request) -> str:
     forwarded = request.headers.get("X-Forwarded-For")
     if forwarded:
         # walk from the right: the first hop that is not a trusted proxy is the client
-        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
             if not _valid(hop):
                 return peer
             if not _in(hop, trusted):
                 return hop
-        return peer
+        # every hop is a trusted address: the leftmost one is the client (inside the trusted network)
+        return hops[0] if hops else peer
     real = (request.headers.get("X-Real-IP") or "").strip()
     return real if _valid(real) else peer
 

@@ -64,7 +64,7 @@ def describe_plugins(pm: pluggy.PluginManager, disabled: list[str] | tuple[str, 
     """What is loaded (and what the ini switched off), with distributions and versions."""
     core_version = metadata.version("eportal-core")
     dists = {name: ("eportal-core", core_version) for name in BUILTIN_PLUGINS}
-    for dist, _plugin in pm.list_plugin_distinfo():
+    for _plugin, dist in pm.list_plugin_distinfo():  # pluggy gives (plugin, dist) pairs
         for ep in dist.entry_points:
             if ep.group == ENTRY_POINT_GROUP:
                 dists[ep.name] = (dist.metadata["Name"], dist.version)

@@ -16,7 +16,7 @@ def collect_named(pm, hook_name: str, what: str) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     owners: dict[str, str] = {}
     hook = getattr(pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order, for stable messages
+    for impl in hook.get_hookimpls():  # registration order (pluggy calls them reversed), for stable messages
         contributed = impl.function()
         for name, value in (contributed or {}).items():
             if name in merged:

@@ -161,7 +161,7 @@ def validate_settings(raw: dict[str, Any], specs: list[Setting], owned_prefixes:
             raise SettingsError(f"unknown setting {key!r}; known settings: {', '.join(close)}")
     for spec in specs:
         value = raw.get(spec.key)
-        if value is None or (isinstance(value, str) and value.strip() == "" and spec.default is not None):
+        if value is None or (isinstance(value, str) and value.strip() == ""):
             settings[spec.key] = spec.default
             continue
         try:

@@ -247,3 +247,4 @@ def csrf_token(testapp) -> str:
     """The session's CSRF token, read from the page like a browser would."""
     page = testapp.get("/admin/")
     return page.html.find("input", {"name": "csrf_token"})["value"]
+from .testing_live import browser, live_server, live_server_pg, page  # noqa: E402,F401  (fixtures for core and plugin e2e tests)

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 
 from markupsafe import Markup
 from pyramid.events import BeforeRender, subscriber
 from pyramid.renderers import get_renderer
 
 from .permissions import Permission
+
+
+_VERSION = metadata.version("eportal-core")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ def add_layout(event):
         "nav": navigation(request) if identity else [],
         "flash_ok": request.session.pop_flash("ok") if session_ok else [],
         "flash_error": request.session.pop_flash("error") if session_ok else [],
+        "flash_info": request.session.pop_flash("info") if session_ok else [],
+        "version": _VERSION,
         "csrf_token": request.session.get_csrf_token() if session_ok else "",
         "can_manage": request.has_permission(Permission.MANAGE) if identity else False,
         "panels": lambda slot, context=None: panels(request, slot, context),

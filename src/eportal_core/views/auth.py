@@ -10,7 +10,9 @@ from ..services.login import LoginRefused, authenticate
 
 def safe_next(request, target: str | None) -> str:
     """Only same-site console paths are followed after login (no open redirects)."""
-    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+    # printable ASCII only: CR/LF, NUL or non-latin-1 text in a Location header is a 500 (or header injection)
+    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target \
+            and all(" " < c < "\x7f" for c in target):
         return request.application_url + target
     return request.route_url("home")
 
@@ -25,7 +27,7 @@ def login_form(request):
         notice = "You have logged out."
     elif getattr(request.session, "expired", False):
         notice = "Your session expired. Log in again."
-    return {"error": "", "notice": notice, "login": "", "next": request.params.get("next", ""),
+    return {"title": "Log in", "error": "", "notice": notice, "login": "", "next": request.params.get("next", ""),
             "csrf_token": request.session.get_csrf_token()}
 
 
@@ -38,7 +40,7 @@ def login_submit(request):
         user = authenticate(request, login, request.POST.get("password", ""))
     except LoginRefused as exc:
         request.response.status_int = 401
-        return {"error": str(exc), "notice": "", "login": login[:128], "next": next_url,
+        return {"title": "Log in", "error": str(exc), "notice": "", "login": login[:128], "next": next_url,
                 "csrf_token": request.session.get_csrf_token()}
     remember(request, user.id)
     audit.record(request.dbsession, user.username, "login", user.username, ip=client_ip(request))

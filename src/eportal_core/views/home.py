@@ -8,12 +8,12 @@ from sqlalchemy import func, select
 from ..models import Feed, Key, Patchset, Server, User
 
 
-@view_config(route_name="admin_root")
+@view_config(route_name="admin_root", request_method="GET")
 def admin_root(request):
     return HTTPSeeOther(request.route_url("home"))
 
 
-@view_config(route_name="home", renderer="eportal_core:templates/home.pt")
+@view_config(route_name="home", renderer="eportal_core:templates/home.pt", request_method="GET")
 def home(request):
     db = request.dbsession
 

@@ -10,7 +10,7 @@ SORTS = {"num": lambda u: u.id, "username": lambda u: u.username.lower(), "role"
          "source": lambda u: u.source, "last_login": lambda u: (u.last_login is None, u.last_login)}
 
 
-@view_config(route_name="users", renderer="eportal_core:templates/users/list.pt")
+@view_config(route_name="users", renderer="eportal_core:templates/users/list.pt", request_method="GET")
 def users_list(request):
     sort = request.params.get("sort", "num")
     if sort not in SORTS:

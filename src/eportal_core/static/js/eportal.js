@@ -1,1 +1,306 @@
-// eportal console behaviour
+// eportal console behaviour: vanilla JS, loaded with `defer`; the CSP allows no inline script.
+//
+// - .nav-toggle: opens/closes the main menu on narrow screens (aria-expanded + .open / .nav-open)
+// - .flash: gets a close button (unless it has data-persist)
+// - <form data-confirm="message" [data-confirm-button="Delete"] [data-confirm-title="…"]>: asks in a
+//   modal <dialog> first (window.confirm where <dialog> is unsupported); Cancel or Escape do not submit
+// - every submitted form: its submit buttons are disabled for a few seconds (no double posts)
+// - details.inline-details: a popover; one open at a time, closes on outside click and Escape
+// - .table-card: gets .can-scroll-left / .can-scroll-right while its table is wider than the card
+(function () {
+  "use strict";
+
+  var doc = document;
+  var LOCK_MS = 6000;
+
+  function each(selector, fn, root) {
+    Array.prototype.forEach.call((root || doc).querySelectorAll(selector), fn);
+  }
+
+  // ------------------------------------------------------------------ navigation toggle
+  function initNav() {
+    var toggle = doc.querySelector(".nav-toggle");
+    if (!toggle) return;
+    var nav = doc.getElementById(toggle.getAttribute("aria-controls") || "mainnav");
+    if (!nav) return;
+    var bar = toggle.closest(".topbar");
+
+    function setOpen(open) {
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      nav.classList.toggle("open", open);
+      if (bar) bar.classList.toggle("nav-open", open);
+    }
+    function isOpen() { return toggle.getAttribute("aria-expanded") === "true"; }
+
+    toggle.addEventListener("click", function () { setOpen(!isOpen()); });
+    doc.addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape" && isOpen() && !doc.querySelector("dialog[open]")) {
+        setOpen(false);
+        toggle.focus();
+      }
+    });
+    doc.addEventListener("click", function (ev) {
+      if (isOpen() && bar && !bar.contains(ev.target)) setOpen(false);
+    });
+    if (window.matchMedia) {
+      var wide = window.matchMedia("(min-width: 901px)");
+      var onChange = function () { if (wide.matches) setOpen(false); };
+      if (wide.addEventListener) wide.addEventListener("change", onChange);
+      else if (wide.addListener) wide.addListener(onChange);
+    }
+  }
+
+  // ------------------------------------------------------------------ dismissible flash messages
+  function initFlash(flash) {
+    if (flash.hasAttribute("data-persist") || flash.querySelector(".flash-close")) return;
+    var text = doc.createElement("div");
+    text.className = "flash-text";
+    while (flash.firstChild) text.appendChild(flash.firstChild);
+    flash.appendChild(text);
+
+    var close = doc.createElement("button");
+    close.type = "button";
+    close.className = "flash-close";
+    close.setAttribute("aria-label", "Dismiss message");
+    close.title = "Dismiss";
+    close.textContent = "\u00d7";
+    close.addEventListener("click", function () {
+      flash.classList.add("flash-hiding");
+      window.setTimeout(function () {
+        if (flash.parentNode) flash.parentNode.removeChild(flash);
+      }, 200);
+    });
+    flash.appendChild(close);
+  }
+
+  // ------------------------------------------------------------------ confirm dialog
+  var dialogSupported = typeof window.HTMLDialogElement === "function" &&
+    typeof doc.createElement("dialog").showModal === "function";
+  var dialog = null;
+  var pending = null; // {form, submitter}
+
+  function buildDialog() {
+    dialog = doc.createElement("dialog");
+    dialog.className = "confirm-dialog";
+    dialog.setAttribute("aria-labelledby", "confirm-title");
+    dialog.setAttribute("aria-describedby", "confirm-message");
+
+    var body = doc.createElement("div");
+    body.className = "confirm-body";
+    var icon = doc.createElement("div");
+    icon.className = "confirm-icon";
+    icon.setAttribute("aria-hidden", "true");
+    icon.textContent = "!";
+    var text = doc.createElement("div");
+    text.className = "confirm-text";
+    var title = doc.createElement("h2");
+    title.id = "confirm-title";
+    var message = doc.createElement("p");
+    message.id = "confirm-message";
+    text.appendChild(title);
+    text.appendChild(message);
+    body.appendChild(icon);
+    body.appendChild(text);
+
+    var actions = doc.createElement("div");
+    actions.className = "confirm-actions";
+    var cancel = doc.createElement("button");
+    cancel.type = "button";
+    cancel.className = "btn confirm-cancel";
+    cancel.textContent = "Cancel";
+    var ok = doc.createElement("button");
+    ok.type = "button";
+    ok.className = "btn btn-danger confirm-ok";
+    actions.appendChild(cancel);
+    actions.appendChild(ok);
+
+    dialog.appendChild(body);
+    dialog.appendChild(actions);
+    doc.body.appendChild(dialog);
+
+    cancel.addEventListener("click", function () { dialog.close("cancel"); });
+    ok.addEventListener("click", function () { dialog.close("confirm"); });
+    // a click on the backdrop (outside the dialog box) cancels
+    dialog.addEventListener("click", function (ev) {
+      if (ev.target !== dialog) return;
+      var r = dialog.getBoundingClientRect();
+      var inside = ev.clientX >= r.left && ev.clientX <= r.right && ev.clientY >= r.top && ev.clientY <= r.bottom;
+      if (!inside) dialog.close("cancel");
+    });
+    // Escape fires "cancel" and then closes the dialog with the returnValue left empty
+    dialog.addEventListener("close", function () {
+      var job = pending;
+      pending = null;
+      if (!job) return;
+      if (dialog.returnValue === "confirm") {
+        proceed(job.form, job.submitter);
+      } else if (job.submitter && doc.contains(job.submitter)) {
+        job.submitter.focus();
+      }
+    });
+  }
+
+  function askConfirm(form, submitter) {
+    var message = form.getAttribute("data-confirm") || "Are you sure?";
+    if (!dialogSupported) {
+      if (window.confirm(message)) proceed(form, submitter);
+      return;
+    }
+    if (!dialog) buildDialog();
+    if (dialog.open) return;
+    dialog.querySelector("#confirm-title").textContent = form.getAttribute("data-confirm-title") || "Please confirm";
+    dialog.querySelector("#confirm-message").textContent = message;
+    dialog.querySelector(".confirm-ok").textContent = form.getAttribute("data-confirm-button") || "Confirm";
+    dialog.returnValue = "";
+    pending = { form: form, submitter: submitter };
+    dialog.showModal();
+    dialog.querySelector(".confirm-cancel").focus();
+  }
+
+  function proceed(form, submitter) {
+    form.setAttribute("data-confirmed", "1");
+    if (typeof form.requestSubmit === "function") {
+      if (submitter && submitter.form === form) form.requestSubmit(submitter);
+      else form.requestSubmit();
+      // the submit event ran synchronously; if validation stopped it, ask again next time
+      form.removeAttribute("data-confirmed");
+    } else {
+      // no requestSubmit: submit() fires no submit event, so lock the buttons here
+      form.removeAttribute("data-confirmed");
+      lockForm(form);
+      form.submit();
+    }
+  }
+
+  // ------------------------------------------------------------------ no double posts
+  function submitButtons(form) {
+    var list = [];
+    each("button, input[type=submit], input[type=image]", function (el) {
+      var type = (el.getAttribute("type") || "submit").toLowerCase();
+      if (type === "submit" || type === "image") list.push(el);
+    }, form);
+    if (form.id) {
+      each('button[form="' + form.id + '"], input[type=submit][form="' + form.id + '"]', function (el) {
+        if (list.indexOf(el) < 0) list.push(el);
+      });
+    }
+    return list;
+  }
+
+  function lockForm(form) {
+    var buttons = submitButtons(form).filter(function (b) { return !b.disabled; });
+    buttons.forEach(function (b) {
+      b.disabled = true;
+      b.classList.add("is-busy");
+      b.setAttribute("data-locked", "1");
+    });
+    window.setTimeout(function () { unlock(buttons); }, LOCK_MS);
+  }
+
+  function unlock(buttons) {
+    buttons.forEach(function (b) {
+      if (b.getAttribute("data-locked") !== "1") return;
+      b.disabled = false;
+      b.classList.remove("is-busy");
+      b.removeAttribute("data-locked");
+    });
+  }
+
+  function onSubmit(ev) {
+    var form = ev.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    if ((form.getAttribute("method") || "").toLowerCase() === "dialog") return;
+
+    if (form.hasAttribute("data-confirm") && form.getAttribute("data-confirmed") !== "1") {
+      ev.preventDefault();
+      askConfirm(form, ev.submitter || null);
+      return;
+    }
+    form.removeAttribute("data-confirmed");
+    // after every other handler ran: a submission somebody cancelled must not lock the form;
+    // disabling later also keeps the clicked button's name/value in the posted data
+    window.setTimeout(function () {
+      if (!ev.defaultPrevented) lockForm(form);
+    }, 0);
+  }
+
+  // ------------------------------------------------------------------ inline popovers
+  function closeDetails(except) {
+    each("details.inline-details[open]", function (d) {
+      if (d !== except) d.open = false;
+    });
+  }
+
+  function initDetails(details) {
+    details.addEventListener("toggle", function () {
+      var card = details.closest(".table-card");
+      if (details.open) {
+        closeDetails(details);
+        details.classList.remove("flip-up");
+        var panel = details.querySelector(":scope > form, :scope > .popover");
+        if (panel && !window.matchMedia("(max-width: 640px)").matches) {
+          var r = panel.getBoundingClientRect();
+          var s = details.getBoundingClientRect();
+          if (r.bottom > window.innerHeight - 8 && s.top - r.height - 16 > 0) details.classList.add("flip-up");
+        }
+        var first = details.querySelector("input:not([type=hidden]), select, textarea");
+        if (first) first.focus({ preventScroll: true });
+      }
+      if (card) card.classList.toggle("popover-open", !!card.querySelector("details.inline-details[open]"));
+    });
+  }
+
+  function initPopoverEvents() {
+    doc.addEventListener("click", function (ev) {
+      each("details.inline-details[open]", function (d) {
+        if (!d.contains(ev.target)) d.open = false;
+      });
+    });
+    doc.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Escape" || doc.querySelector("dialog[open]")) return;
+      each("details.inline-details[open]", function (d) {
+        d.open = false;
+        var summary = d.querySelector("summary");
+        if (summary) summary.focus();
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ wide tables
+  // a .table-card scrolls sideways on a narrow screen; mark the edges that hide more columns
+  function initScrollHint(card) {
+    var queued = false;
+    function update() {
+      queued = false;
+      var max = card.scrollWidth - card.clientWidth;
+      card.classList.toggle("can-scroll-left", max > 1 && card.scrollLeft > 1);
+      card.classList.toggle("can-scroll-right", max > 1 && card.scrollLeft < max - 1);
+    }
+    function queue() {
+      if (queued) return;
+      queued = true;
+      window.requestAnimationFrame(update);
+    }
+    card.addEventListener("scroll", queue, { passive: true });
+    window.addEventListener("resize", queue);
+    update();
+  }
+
+  // ------------------------------------------------------------------ start
+  function init() {
+    doc.documentElement.classList.add("js");
+    initNav();
+    each(".flash", initFlash);
+    each("details.inline-details", initDetails);
+    each(".table-card", initScrollHint);
+    initPopoverEvents();
+    doc.addEventListener("submit", onSubmit);
+    // coming back with the browser's Back button must not leave buttons disabled
+    window.addEventListener("pageshow", function (ev) {
+      if (ev.persisted) unlock(Array.prototype.slice.call(doc.querySelectorAll("[data-locked]")));
+    });
+  }
+
+  if (doc.readyState === "loading") doc.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

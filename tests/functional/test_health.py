@@ -1,0 +1,125 @@
+"""GET /admin/health: JSON {status, checks, scheduler}; 200, or 503 when a check fails."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from eportal_core.health import Check
+from eportal_core.plugins import hookimpl
+
+
+class ReportingPlugin:
+    def __init__(self, *checks, raises: Exception | None = None):
+        self.checks = list(checks)
+        self.raises = raises
+        self.calls = 0
+
+    @hookimpl
+    def eportal_health_checks(self, request):
+        self.calls += 1
+        if self.raises is not None:
+            raise self.raises
+        return self.checks or None
+
+
+@contextmanager
+def registered(app, plugin, name="test_health_plugin"):
+    pm = app.registry.pm
+    pm.register(plugin, name=name)
+    try:
+        yield plugin
+    finally:
+        pm.unregister(name=name)
+
+
+def checks_by_name(body) -> dict:
+    return {c["name"]: c for c in body["checks"]}
+
+
+def test_health_is_public_json_and_ok(testapp):
+    res = testapp.get("/admin/health", status=200)
+    assert res.content_type == "application/json"
+    body = res.json
+    assert set(body) == {"status", "checks", "scheduler"}
+    assert body["status"] == "ok"
+    checks = checks_by_name(body)
+    assert checks["database"]["ok"] is True
+    assert checks["database"]["detail"].startswith(testapp.app.registry["dbengine"].dialect.name)
+    assert checks["scheduler"]["ok"] is True
+    assert all(set(c) == {"name", "ok", "detail"} for c in body["checks"])
+    # the tests run without a scheduler (eportal.scheduler = false)
+    assert body["scheduler"] == {"running": False, "enabled": False}
+    assert "no-store" in res.headers["Cache-Control"]
+    assert "Set-Cookie" not in res.headers  # monitoring does not leave a session row per probe
+
+
+def test_health_answers_head(testapp):
+    res = testapp.head("/admin/health", status=200)
+    assert res.body == b""
+
+
+def test_health_refuses_post(testapp):
+    res = testapp.post("/admin/health", status=404)
+    assert res.json == {"error": "not-found"}
+
+
+def test_a_plugin_adds_a_passing_check(testapp):
+    with registered(testapp.app, ReportingPlugin(Check("license", True, "valid until 2099"))) as plugin:
+        res = testapp.get("/admin/health", status=200)
+    assert plugin.calls == 1
+    assert checks_by_name(res.json)["license"] == {"name": "license", "ok": True, "detail": "valid until 2099"}
+    assert res.json["status"] == "ok"
+
+
+def test_a_failing_plugin_check_makes_it_503(testapp):
+    plugin = ReportingPlugin(Check("license", True), Check("patch-store", False, "disk full"))
+    with registered(testapp.app, plugin):
+        res = testapp.get("/admin/health", status=503)
+    body = res.json
+    assert body["status"] == "fail"
+    checks = checks_by_name(body)
+    assert checks["patch-store"] == {"name": "patch-store", "ok": False, "detail": "disk full"}
+    assert checks["database"]["ok"] is True and checks["license"]["ok"] is True
+    assert "no-store" in res.headers["Cache-Control"]
+    # unregistered again: healthy
+    assert testapp.get("/admin/health", status=200).json["status"] == "ok"
+    assert "patch-store" not in checks_by_name(testapp.get("/admin/health").json)
+
+
+def test_a_plugin_with_nothing_to_report(testapp):
+    with registered(testapp.app, ReportingPlugin()) as plugin:
+        res = testapp.get("/admin/health", status=200)
+    assert plugin.calls == 1
+    assert set(checks_by_name(res.json)) == {"database", "scheduler"}
+
+
+def test_a_crashing_plugin_check_is_json_without_traceback(testapp):
+    with registered(testapp.app, ReportingPlugin(raises=RuntimeError("secret internals"))):
+        res = testapp.get("/admin/health", status="*")
+    assert res.status_int >= 500
+    assert res.content_type == "application/json"
+    assert "Traceback" not in res.text and "secret internals" not in res.text
+
+
+def test_a_broken_database_makes_it_503(tmp_path):
+    """The database check itself: an app whose database cannot be opened answers 503, without details."""
+    import webtest
+
+    from eportal_core import make_app
+    from eportal_core.appconfig import load_settings
+    from eportal_core.db import make_engine
+    from eportal_core.testing import make_test_settings
+
+    url = f"sqlite:///{tmp_path}/missing-dir/eportal.sqlite"
+    settings, pm = load_settings(make_test_settings(tmp_path, url))
+    engine = make_engine(url)
+    try:
+        client = webtest.TestApp(make_app(settings, pm, engine=engine), extra_environ={"HTTP_HOST": "eportal.test"})
+        res = client.get("/admin/health", status=503)
+    finally:
+        engine.dispose()
+    body = res.json
+    assert body["status"] == "fail"
+    database = checks_by_name(body)["database"]
+    assert database["ok"] is False
+    assert "cannot query the database" in database["detail"]
+    assert "missing-dir" not in res.text  # no paths or driver messages for anonymous callers

@@ -1,0 +1,525 @@
+"""The hook contracts: every hookspec is documented and has a ``test_hook_<name>`` here proving
+that the core calls it and uses what it returns (datasette style).
+
+App-level tests build the real app with a probe plugin registered in code
+(``load_settings(..., extra_plugins=...)`` then ``make_app``) and drive it with WebTest; the
+requests run inside the test's rolled-back transaction on SQLite and on PostgreSQL.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+
+import click
+import pytest
+import webtest
+from click.testing import CliRunner
+from markupsafe import Markup
+from pyramid.security import NO_PERMISSION_REQUIRED
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from eportal_core import cli, hookspecs, kc_cli, make_app, registries, testing
+from eportal_core.appconfig import load_settings
+from eportal_core.cli_env import CliEnv
+from eportal_core.health import Check
+from eportal_core.models import LoginFailure, User
+from eportal_core.permissions import Permission
+from eportal_core.plugins import hookimpl, make_plugin_manager
+from eportal_core.scheduler import Job, SiteScheduler
+from eportal_core.services import events
+from eportal_core.settings import Setting, SettingsError, int_between, one_of
+from eportal_core.ui import NavItem
+
+HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("eportal_"))
+MIN_DOC = 60
+
+
+# --- the contract ----------------------------------------------------------------------------
+
+def test_hookspecs_are_all_found_and_registered():
+    assert len(HOOKS) >= 17
+    pm = make_plugin_manager()
+    for name in HOOKS:
+        assert hasattr(getattr(hookspecs, name), "eportal_spec"), f"{name} is not marked @hookspec"
+        assert getattr(pm.hook, name).spec is not None
+    # and nothing outside hookspecs.py pretends to be a hook
+    assert sorted(n for n in vars(pm.hook) if n.startswith("eportal_")) == HOOKS
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_contract_docstring(hook):
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    assert len(doc) >= MIN_DOC, f"{hook}: docstring missing or shorter than {MIN_DOC} characters: {doc!r}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_test(hook):
+    test = globals().get(f"test_hook_{hook}")
+    assert callable(test), f"tests/unit/test_hooks.py has no test_hook_{hook}"
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def build(tmp_path, database_url, engine, dbconnection):
+    """``build(probe=plugin, ...)`` -> WebTest app with those plugins, on the rolled-back connection."""
+    def factory(**plugins):
+        settings, pm = load_settings(testing.make_test_settings(tmp_path / "data", database_url),
+                                     extra_plugins=plugins)
+        app = make_app(settings, pm, engine=engine)
+        app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
+                                                         expire_on_commit=False)
+        return webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
+    return factory
+
+
+def nav_titles(page) -> list[str]:
+    return [a.get_text(strip=True) for a in page.html.select('nav[aria-label="Main"] a')]
+
+
+def cli_env(tmp_path, **plugins) -> CliEnv:
+    """A CliEnv whose settings and plugin manager the test controls (no ini is read)."""
+    env = CliEnv()
+    env.__dict__["_loaded"] = load_settings(testing.make_test_settings(tmp_path, f"sqlite:///{tmp_path}/cli.sqlite"),
+                                            extra_plugins=plugins)
+    return env
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+class SettingsProbe:
+    def __init__(self):
+        self.calls = 0
+
+    @hookimpl
+    def eportal_settings(self):
+        self.calls += 1
+        return [Setting("probe.greeting", one_of("hello", "hi"), "hello", "How the probe greets."),
+                Setting("probe.times", int_between(1, 3), 1)]
+
+
+def test_hook_eportal_settings(tmp_path):
+    probe = SettingsProbe()
+    settings, _ = load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "3"}, extra_plugins={"probe": probe})
+    assert probe.calls == 1
+    assert settings["probe.greeting"] == "hello"  # default filled in
+    assert settings["probe.times"] == 3  # parsed
+    with pytest.raises(SettingsError, match=r"setting probe.times = '9' is not valid: expected a whole number from 1 to 3"):
+        load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "9"}, extra_plugins={"probe": SettingsProbe()})
+    with pytest.raises(SettingsError, match=r"unknown setting 'probe.greting'"):
+        load_settings({"eportal.data_dir": str(tmp_path), "probe.greting": "hi"}, extra_plugins={"probe": SettingsProbe()})
+
+
+def test_hook_eportal_settings_reach_the_app(build):
+    seen = {}
+
+    class Probe(SettingsProbe):
+        @hookimpl
+        def eportal_includeme(self, config):
+            def view(request):
+                seen["greeting"] = request.registry.settings["probe.greeting"]
+                return request.registry.settings["probe.greeting"]
+            config.add_route("probe_greeting", "/admin/probe/greeting")
+            config.add_view(view, route_name="probe_greeting", renderer="string", permission=NO_PERMISSION_REQUIRED)
+
+    assert build(probe=Probe()).get("/admin/probe/greeting").text == "hello"
+
+
+def test_hook_eportal_includeme(build, make_user):
+    calls = []
+
+    class Probe:
+        @hookimpl
+        def eportal_includeme(self, config):
+            calls.append(config)
+            config.add_route("probe_public", "/admin/probe/public")
+            config.add_view(lambda request: "public probe page", route_name="probe_public", renderer="string",
+                            permission=NO_PERMISSION_REQUIRED)
+            config.add_route("probe_private", "/admin/probe/private")
+            # no permission given: the core's default (VIEW) applies to plugin views too
+            config.add_view(lambda request: f"private page for {request.identity.username}",
+                            route_name="probe_private", renderer="string")
+
+    app = build(probe=Probe())
+    assert len(calls) == 1
+    assert app.get("/admin/probe/public").text == "public probe page"
+    res = app.get("/admin/probe/private", status=302)
+    assert "/admin/login" in res.location
+    make_user("alice")
+    testing.login(app, "alice", "alice-Secret-123")
+    assert app.get("/admin/probe/private").text == "private page for alice"
+
+
+# --- authentication -----------------------------------------------------------------------------
+
+class ExternalAuth:
+    """Knows 'ext-user' (password 'ext-pass') and refuses every login in ``deny``."""
+
+    def __init__(self, deny=()):
+        self.deny = set(deny)
+        self.calls: list[str] = []
+
+    @hookimpl
+    def eportal_authenticate(self, request, login, password):
+        self.calls.append(login)
+        if login in self.deny:
+            return False
+        if login != "ext-user":
+            return None
+        if password != "ext-pass":
+            return False
+        db = request.dbsession
+        user = db.scalar(select(User).where(User.username == login))
+        if user is None:
+            user = User(username=login, password_hash=None, source="probe", readonly=True)
+            db.add(user)
+            db.flush()
+        return user
+
+
+def test_hook_eportal_authenticate(build, dbsession):
+    probe = ExternalAuth()
+    app = build(probe=probe)
+    page = testing.login(app, "ext-user", "ext-pass").follow()
+    assert probe.calls == ["ext-user"]
+    assert page.html.select_one(".who .username").get_text(strip=True) == "ext-user"
+    assert "Dashboard" in page.text
+    user = dbsession.scalar(select(User).where(User.username == "ext-user"))
+    assert (user.source, user.password_hash, user.last_login is not None) == ("probe", None, True)
+
+    # the plugin's False for a wrong password is a refusal, and is counted as a failure
+    app.reset()
+    res = testing.login(app, "ext-user", "wrong-pass", status=401)
+    assert "Wrong user name or password." in res.text
+    assert dbsession.scalar(select(func.count()).select_from(LoginFailure)
+                            .where(LoginFailure.username == "ext-user")) == 1
+
+
+def test_hook_eportal_authenticate_false_stops_local_auth(build, make_user):
+    make_user("alice", "Alice-Secret-1")
+    # control: with a plugin that does not know alice (None), local auth logs her in
+    testing.login(build(probe=ExternalAuth()), "alice", "Alice-Secret-1", status=303)
+    # a plugin that owns alice and says False: the right local password is not even tried
+    probe = ExternalAuth(deny={"alice"})
+    res = testing.login(build(probe=probe), "alice", "Alice-Secret-1", status=401)
+    assert probe.calls == ["alice"]
+    assert "Wrong user name or password." in res.text
+
+
+def test_hook_eportal_authenticate_blocked_local_auth(tmp_path, database_url, engine, dbconnection, make_user):
+    """Blocking the built-in local_auth plugin really removes local passwords."""
+    make_user("alice", "Alice-Secret-1")
+    settings, pm = load_settings(testing.make_test_settings(tmp_path, database_url,
+                                                            **{"eportal.plugins.disabled": "local_auth"}))
+    app = make_app(settings, pm, engine=engine)
+    app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
+                                                     expire_on_commit=False)
+    testing.login(webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test"}), "alice", "Alice-Secret-1",
+                  status=401)
+
+
+# --- patch sources, monitoring ------------------------------------------------------------------
+
+def http_source(settings, access_info):
+    return ("http", access_info)
+
+
+def directory_source(settings, access_info):
+    return ("directory", access_info)
+
+
+class SourcesA:
+    @hookimpl
+    def eportal_patch_source_types(self):
+        return {"http": http_source}
+
+    @hookimpl
+    def eportal_monitoring_formats(self):
+        return {"nagios": lambda counts, problems: ("text/plain", "OK")}
+
+
+class SourcesB:
+    @hookimpl
+    def eportal_patch_source_types(self):
+        return {"directory": directory_source}
+
+    @hookimpl
+    def eportal_monitoring_formats(self):
+        return None
+
+
+class SourcesClash:
+    @hookimpl
+    def eportal_patch_source_types(self):
+        return {"http": directory_source}
+
+    @hookimpl
+    def eportal_monitoring_formats(self):
+        return {"nagios": lambda counts, problems: ("text/plain", "clash")}
+
+
+def test_hook_eportal_patch_source_types():
+    # the collector is eportal_core.registries (no core code consumes the result yet)
+    types = registries.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
+    assert types == {"http": http_source, "directory": directory_source}
+    assert types["directory"]({}, "/srv/patches") == ("directory", "/srv/patches")
+    with pytest.raises(registries.RegistryError, match="patch source type 'http' is offered by both a and clash"):
+        registries.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
+    assert registries.patch_source_types(make_plugin_manager()) == {}
+
+
+def test_hook_eportal_monitoring_formats():
+    formats = registries.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
+    assert list(formats) == ["nagios"]
+    assert formats["nagios"]({"servers": 1}, []) == ("text/plain", "OK")
+    with pytest.raises(registries.RegistryError, match="monitoring format 'nagios' is offered by both a and clash"):
+        registries.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
+
+
+# --- jobs, CLI, UI ------------------------------------------------------------------------------
+
+def test_hook_eportal_scheduled_jobs():
+    received = []
+    ran = []
+
+    class Probe:
+        @hookimpl
+        def eportal_scheduled_jobs(self, settings):
+            received.append(settings)
+            return [Job("probe.sync", lambda ctx: ran.append(ctx.settings), seconds=600, description="sync")]
+
+    class Nothing:
+        @hookimpl
+        def eportal_scheduled_jobs(self, settings):
+            return None
+
+    settings = {"eportal.scheduler.lease_seconds": 60}
+    sched = SiteScheduler(settings, None, make_plugin_manager(extra={"probe": Probe(), "nothing": Nothing()}))
+    jobs = {job.id: job for job in sched.collect_jobs()}
+    assert set(jobs) == {"core.housekeeping", "probe.sync"}
+    assert received == [settings]
+    assert (jobs["probe.sync"].seconds, jobs["probe.sync"].description) == (600, "sync")
+    sched.is_leader = True  # the lease itself is tested in test_scheduler.py
+    sched.run_job(jobs["probe.sync"])
+    assert ran == [settings]
+    assert sched.status["probe.sync"].runs == 1
+
+
+class CliProbe:
+    @hookimpl
+    def eportal_cli_commands(self):
+        @click.command("probe-hello")
+        @click.option("--name", default="world")
+        def probe_hello(name):
+            """Say hello from the probe plugin."""
+            env = click.get_current_context().obj
+            click.echo(f"hello {name}; data dir {env.settings['eportal.data_dir']}")
+        return [probe_hello]
+
+
+def test_hook_eportal_cli_commands(tmp_path):
+    env = cli_env(tmp_path, probe=CliProbe())
+    runner = CliRunner()
+    for group in (cli.build(env), kc_cli.build(env)):
+        result = runner.invoke(group, ["probe-hello", "--name", "ops"])
+        assert result.exit_code == 0, result.output
+        assert result.output == f"hello ops; data dir {tmp_path.resolve()}\n"
+        help_text = runner.invoke(group, ["--help"]).output
+        assert "probe-hello" in help_text and "Say hello from the probe plugin." in help_text
+    # without the plugin there is no such command
+    result = runner.invoke(cli.build(cli_env(tmp_path)), ["probe-hello"])
+    assert result.exit_code == 2 and "No such command 'probe-hello'" in result.output
+
+
+def test_hook_eportal_legacy_flags(tmp_path):
+    ran = []
+
+    class Probe:
+        @hookimpl
+        def eportal_legacy_flags(self):
+            return [
+                kc_cli.LegacyFlag(click.Option(["--hello"], is_flag=True, help="Say hello."),
+                                  lambda env, value: (ran.append((env, value)), click.echo("hello from a flag"))),
+                kc_cli.LegacyFlag(click.Option(["--greet"], metavar="NAME", help="Greet NAME."),
+                                  lambda env, value: click.echo(f"greetings, {value}")),
+            ]
+
+    env = cli_env(tmp_path, probe=Probe())
+    runner = CliRunner()
+    group = kc_cli.build(env)
+    result = runner.invoke(group, ["--hello"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "hello from a flag\n"
+    assert ran == [(env, True)]
+    assert runner.invoke(group, ["--greet", "ops"]).output == "greetings, ops\n"
+    help_text = runner.invoke(group, ["-h"]).output
+    assert "--hello" in help_text and "Say hello." in help_text and "--greet NAME" in help_text
+    # one action at a time, plugin flags included
+    result = runner.invoke(group, ["--hello", "--greet", "ops"])
+    assert result.exit_code == 2 and "use one action at a time (got --hello, --greet)" in result.output
+    # legacy flags belong to kc.eportal only
+    assert "--hello" not in runner.invoke(cli.build(env), ["-h"]).output
+
+
+class NavProbe:
+    def __init__(self):
+        self.requests = []
+
+    @hookimpl
+    def eportal_navigation(self, request):
+        self.requests.append(request)
+        return [NavItem("Probe Page", "home", order=15),
+                NavItem("Probe Admin", "user_add", order=950, permission=Permission.MANAGE)]
+
+
+def test_hook_eportal_navigation(build, make_user):
+    probe = NavProbe()
+    app = build(probe=probe)
+    make_user("alice")
+    make_user("reader", readonly=True)
+    page = testing.login(app, "alice", "alice-Secret-123").follow()
+    assert probe.requests and probe.requests[-1].path == "/admin/"
+    assert nav_titles(page) == ["Dashboard", "Probe Page", "Users", "Probe Admin"]  # sorted by order
+    link = page.html.select_one('nav[aria-label="Main"] a[href$="/admin/users/add"]')
+    assert link.get_text(strip=True) == "Probe Admin"
+
+    app.reset()
+    page = testing.login(app, "reader", "reader-Secret-123").follow()
+    assert nav_titles(page) == ["Dashboard", "Probe Page", "Users"]  # the MANAGE entry is hidden
+
+
+def test_hook_eportal_navigation_not_shown_to_anonymous(build):
+    probe = NavProbe()
+    page = build(probe=probe).get("/admin/login")
+    assert nav_titles(page) == []
+    assert probe.requests == []
+
+
+def test_hook_eportal_ui_panels(build, make_user):
+    calls = []
+
+    class Probe:
+        @hookimpl
+        def eportal_ui_panels(self, request, slot, context):
+            calls.append((slot, context))
+            if slot == "dashboard":
+                return Markup('<section id="probe-panel" class="card">Probe says <b>hi</b></section>')
+            return None
+
+    class Quiet:
+        @hookimpl
+        def eportal_ui_panels(self, request, slot, context):
+            return None
+
+    app = build(probe=Probe(), quiet=Quiet())
+    make_user("alice")
+    page = testing.login(app, "alice", "alice-Secret-123").follow()
+    panel = page.html.select_one("main #probe-panel")
+    assert panel is not None, page.text
+    assert panel.b.get_text() == "hi"  # rendered as HTML, not escaped
+    assert ("dashboard", None) in calls
+
+
+def test_hook_eportal_health_checks(build):
+    state = {"ok": False}
+
+    class Probe:
+        @hookimpl
+        def eportal_health_checks(self, request):
+            return [Check("probe.disk", state["ok"], "disk full" if not state["ok"] else "42% used")]
+
+    class Nothing:
+        @hookimpl
+        def eportal_health_checks(self, request):
+            return None
+
+    app = build(probe=Probe(), nothing=Nothing())
+    res = app.get("/admin/health", status=503)
+    body = json.loads(res.text)
+    assert body["status"] == "fail"
+    assert {"name": "probe.disk", "ok": False, "detail": "disk full"} in body["checks"]
+    assert [c["name"] for c in body["checks"]][:2] == ["database", "scheduler"]
+    state["ok"] = True
+    body = app.get("/admin/health", status=200).json
+    assert body["status"] == "ok"
+    assert {"name": "probe.disk", "ok": True, "detail": "42% used"} in body["checks"]
+
+
+# --- events -------------------------------------------------------------------------------------
+# No core code fires these yet (services/events.notify is the helper callers will use), so these
+# tests prove the documented argument names through pm.hook and through notify().
+
+class Recorder:
+    def __init__(self):
+        self.events: list[tuple[str, dict]] = []
+
+    @hookimpl
+    def eportal_server_registered(self, request, server):
+        self.events.append(("server_registered", {"request": request, "server": server}))
+
+    @hookimpl
+    def eportal_server_checked_in(self, server_id, info):
+        self.events.append(("server_checked_in", {"server_id": server_id, "info": info}))
+
+    @hookimpl
+    def eportal_server_unregistered(self, request, server):
+        self.events.append(("server_unregistered", {"request": request, "server": server}))
+
+    @hookimpl
+    def eportal_patchset_downloaded(self, patchset):
+        self.events.append(("patchset_downloaded", {"patchset": patchset}))
+
+    @hookimpl
+    def eportal_patchset_enabled(self, patchset, feed):
+        self.events.append(("patchset_enabled", {"patchset": patchset, "feed": feed}))
+
+    @hookimpl
+    def eportal_patchset_disabled(self, patchset, feed):
+        self.events.append(("patchset_disabled", {"patchset": patchset, "feed": feed}))
+
+
+def fire(event: str, **kwargs):
+    recorder = Recorder()
+    pm = make_plugin_manager(extra={"recorder": recorder})
+    results = getattr(pm.hook, f"eportal_{event}")(**kwargs)
+    assert results == []  # return values are ignored: the recorder returns None
+    events.notify(pm, event, **kwargs)
+    assert recorder.events == [(event, kwargs), (event, kwargs)]
+    events.notify(make_plugin_manager(), event, **kwargs)  # nobody listening: a no-op, no error
+
+
+def test_hook_eportal_server_registered():
+    fire("server_registered", request=object(), server=object())
+
+
+def test_hook_eportal_server_checked_in():
+    fire("server_checked_in", server_id="abcdef0123456789", info={"kernel_id": "k1", "patch_level": 3})
+
+
+def test_hook_eportal_server_unregistered():
+    fire("server_unregistered", request=object(), server=object())
+
+
+def test_hook_eportal_patchset_downloaded():
+    fire("patchset_downloaded", patchset=object())
+
+
+def test_hook_eportal_patchset_enabled():
+    fire("patchset_enabled", patchset=object(), feed=object())
+
+
+def test_hook_eportal_patchset_disabled():
+    fire("patchset_disabled", patchset=object(), feed=object())
+
+
+def test_event_hook_argument_names_are_enforced():
+    """A listener spelling an argument the spec does not have is refused at registration."""
+    class Wrong:
+        @hookimpl
+        def eportal_patchset_enabled(self, patchset, channel):
+            pass
+
+    from pluggy import PluginValidationError
+    with pytest.raises(PluginValidationError):
+        make_plugin_manager(extra={"wrong": Wrong()})
