@@ -37,6 +37,7 @@ setup(
             "playwright>=1.40",
             "hypothesis>=6.90",
             "ruff>=0.5",
+            "jsonschema>=4",
         ],
     },
     entry_points={

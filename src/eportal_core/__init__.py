@@ -26,8 +26,12 @@ def make_app(settings, pm, *, engine=None):
         config.include(".static")                    # bundled CSS, JS and images
         config.include(".health")                    # GET /admin/health
         config.include(".views.auth")                # login, logout
-        config.include(".views.home")                # the start page
+        config.include(".views.home")                # the start page: check-in summary and Key Inventory
+        config.include(".views.keys")                # create, edit, remove keys
+        config.include(".views.servers")             # the server inventory and one server's page
         config.include(".views.users")               # console user management
+        config.include(".views.tokens")              # console: API tokens of each user
+        config.include(".views.api")                 # the admin REST API (protocol.md §6), OpenAPI document
         config.include(".views.agent")  # agent protocol: register, unregister, check-in
         config.include(".views.scripts")  # install-kernelcare and set-patch-server shell scripts
         pm.hook.eportal_includeme(config=config)     # plugins add their routes and views

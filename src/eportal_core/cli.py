@@ -6,6 +6,7 @@ import sys
 import click
 
 from .cli_env import CliEnv, fail, plugin_commands, preload_env
+from .cli_keys import key_command
 from .cli_users import user_group
 from .plugins import describe_plugins
 from .services import ServiceError
@@ -69,6 +70,7 @@ def build(env: CliEnv) -> click.Group:
             click.echo(f"{r.name:<{width}}  {r.distribution:<{dwidth}}  {r.version:<9}  {r.status}")
 
     eportal.add_command(user_group)
+    eportal.add_command(key_command)
     for command in plugin_commands(env):
         eportal.add_command(command)
     return eportal

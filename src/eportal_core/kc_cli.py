@@ -5,6 +5,8 @@
     kc.eportal -c USER [-p PW]       change a password
     kc.eportal -d USER               delete a user
     kc.eportal -r USER               make a user read-only
+    kc.eportal --list-servers        "Count Key": how many servers each key has
+    kc.eportal key [-a|-c|-d] ...    list, create, change or delete keys (see cli_keys)
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, Callable
 
 import click
 
-from . import cli_users
+from . import cli_keys, cli_users
 from .cli import CONTEXT, run_cli
 from .cli_env import CliEnv, plugin_commands
 
@@ -49,14 +51,15 @@ def build(env: CliEnv) -> click.Group:
     @click.option("-p", "--password", metavar="PASSWORD", help="provide a password for a user")
     @click.option("-r", "--readonly", metavar="USER", is_flag=False, flag_value="", default=None,
                   help="make USER read-only; with -a, create the user read-only")
+    @click.option("--list-servers", is_flag=True, help="print the number of servers of each key")
     @click.pass_context
-    def kc(ctx, ini, list_users, add_user, delete_user, change_password, password, readonly, **extra):
+    def kc(ctx, ini, list_users, add_user, delete_user, change_password, password, readonly, list_servers, **extra):
         """Manage eportal users (and, through plugins, keys, feeds and patches)."""
         ctx.obj = env
         if ctx.invoked_subcommand is not None:
             return
         actions = [name for name, value in (("-l", list_users), ("-a", add_user), ("-d", delete_user),
-                                             ("-c", change_password)) if value]
+                                             ("-c", change_password), ("--list-servers", list_servers)) if value]
         given_flags = [f for f in flags if extra.get(f.option.name) not in (None, False, ())]
         if add_user is None and readonly not in (None, ""):
             actions.append("-r")
@@ -76,6 +79,8 @@ def build(env: CliEnv) -> click.Group:
             cli_users.change_password(env, change_password, password)
         elif readonly:
             cli_users.set_readonly(env, readonly)
+        elif list_servers:
+            cli_keys.print_server_counts(env)
         elif given_flags:
             flag = given_flags[0]
             flag.run(env, extra[flag.option.name])
@@ -85,6 +90,7 @@ def build(env: CliEnv) -> click.Group:
     for flag in flags:
         kc.params.append(flag.option)
     kc.add_command(cli_users.user_group)
+    kc.add_command(cli_keys.key_command)
     for command in plugin_commands(env):
         kc.add_command(command)
     return kc

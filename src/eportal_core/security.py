@@ -1,16 +1,19 @@
-"""The one security policy: console session, HTTP Basic on the REST API, and (later) API tokens
-and agents. Views name a :class:`Permission`; the user's role decides."""
+"""The one security policy: the console session everywhere; on the REST API also an API token
+(header ``eportal.api_key_header``) or HTTP Basic with a console user. Agents are not users: their
+endpoints under ``/admin/api/kcare`` are public. Views name a :class:`Permission`; the role decides."""
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from dataclasses import dataclass
 
-from pyramid.security import Allowed, Denied
 from pyramid.csrf import SessionCSRFStoragePolicy
-from pyramid.security import NO_PERMISSION_REQUIRED
+from pyramid.security import NO_PERMISSION_REQUIRED, Allowed, Denied
 
 from .permissions import ROLE_PERMISSIONS, Permission
+
+log = logging.getLogger(__name__)
 
 API_PREFIX = "/admin/api/"
 #: the agent endpoints live under the API prefix but never take console credentials
@@ -38,7 +41,8 @@ class SecurityPolicy:
         return request.__dict__["_eportal_identity"]
 
     def _find_identity(self, request) -> Identity | None:
-        path = request.path_info
+        # the raw WSGI path: request.path_info raises on bytes that are not UTF-8 (answered 400 later)
+        path = request.environ.get("PATH_INFO", "")
         if path.startswith(API_PREFIX) and not path.startswith(AGENT_PREFIX):
             token = request.headers.get(request.registry.settings["eportal.api_key_header"])
             if token:
@@ -51,6 +55,7 @@ class SecurityPolicy:
                 try:
                     user = authenticate(request, *creds)
                 except LoginRefused:
+                    keep_login_failure(request)
                     return None
                 return Identity(user.id, user.username, user.role, "basic")
         return session_identity(request)
@@ -92,6 +97,40 @@ def session_identity(request) -> Identity | None:
         request.session.invalidate()
         return None
     return Identity(user.id, user.username, user.role, "session")
+
+
+def keep_login_failure(request) -> None:
+    """A refused Basic login is answered 401 by an exception view, and pyramid_tm then rolls the
+    request's transaction back, recorded failure and all. Write the failure again once that
+    rollback is done, in a transaction of its own, so that password guesses over the REST API
+    count toward the login throttle like guesses on the login page."""
+    import sqlalchemy as sa
+    from transaction.interfaces import NoTransaction
+
+    from .models import AuditEvent, LoginFailure
+    pending = [obj for obj in request.dbsession.new if isinstance(obj, (LoginFailure, AuditEvent))]
+    if not any(isinstance(obj, LoginFailure) for obj in pending):
+        return  # refused without a guess being recorded (throttled, empty fields)
+    # the column values as set (not yet flushed: the id and the time stamp come from their defaults)
+    copies = [(type(obj), {c.key: getattr(obj, c.key) for c in sa.inspect(type(obj)).column_attrs
+                           if c.key != "id" and getattr(obj, c.key) is not None})
+              for obj in pending]
+    factory = request.registry["dbsession_factory"]
+
+    def write_again():
+        db = factory()
+        try:
+            db.add_all([cls(**values) for cls, values in copies])
+            db.commit()
+        except Exception:
+            log.exception("could not record a failed API login")
+            db.rollback()
+        finally:
+            db.close()
+    try:
+        request.tm.get().addAfterAbortHook(write_again)
+    except NoTransaction:
+        pass  # outside pyramid_tm (no transaction to roll back): the failure stays in the session
 
 
 def basic_credentials(request) -> tuple[str, str] | None:

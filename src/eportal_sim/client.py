@@ -170,7 +170,10 @@ class _Progress:
 
     def _run(self):
         while not self.stop.wait(0.25):
-            done, errors = self._counts()
+            try:
+                done, errors = self._counts()
+            except RuntimeError:  # a worker added an error kind meanwhile: next tick
+                continue
             elapsed = time.perf_counter() - self.started
             if self.total is not None:
                 where = f"{done}/{self.total}"

@@ -53,14 +53,14 @@ def assert_clean_console(page, *allow_statuses: int) -> None:
 
 def assert_on_dashboard(page, server, username: str, role: str) -> None:
     expect(page).to_have_url(server.url + "/admin/")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Keys")
     who = page.locator("header .who")
     expect(who.locator(".username")).to_have_text(username)
     expect(who.locator(".badge")).to_have_text(role)
     nav = page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link", name="Dashboard")).to_be_visible()
+    expect(nav.get_by_role("link", name="Keys")).to_be_visible()
     expect(nav.get_by_role("link", name="Users")).to_be_visible()
-    expect(nav.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
+    expect(nav.get_by_role("link", name="Keys")).to_have_attribute("aria-current", "page")
     expect(who.get_by_role("button", name="Log out")).to_be_visible()
 
 

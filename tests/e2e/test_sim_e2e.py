@@ -3,12 +3,9 @@ them in the database (the simulator is the agent of the end-to-end tests and of 
 from __future__ import annotations
 
 import json
-import re
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,64 +15,25 @@ from eportal_core.cli_env import CliEnv
 from eportal_core.models import Server, utcnow
 from eportal_core.services.keys import create_key
 from eportal_core.services.tags import format_tags, parse_tags
-from eportal_core.testing import free_port
-from eportal_sim.fleet import load_state
+from eportal_sim.fleet import SimServer, generate_fleet, load_state, save_state
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 
 
-class Portal:
-    def __init__(self, ini: Path, url: str, log: Path):
-        self.ini, self.url, self.log = ini, url, log
-
-    def servers(self) -> list[Server]:
-        with CliEnv(str(self.ini)).dbsession() as db:
-            rows = db.scalars(select(Server)).all()
-            db.expunge_all()
-            return rows
+def servers_of(live_server) -> list[Server]:
+    with CliEnv(str(live_server.ini)).dbsession() as db:
+        rows = db.scalars(select(Server)).all()
+        db.expunge_all()
+        return rows
 
 
-@pytest.fixture(scope="module")
-def portal(tmp_path_factory):
-    """``eportal init`` then ``eportal serve`` on a free port, with its data in a temp folder."""
-    tmp = tmp_path_factory.mktemp("portal")
-    ini = tmp / "eportal.ini"
-    text = (REPO / "development.ini").read_text()
-    text = re.sub(r"(?m)^eportal\.data_dir\s*=.*$", f"eportal.data_dir = {tmp / 'var'}", text)
-    text = re.sub(r"(?m)^level = DEBUG$", "level = INFO", text)
-    ini.write_text(text)
-    subprocess.run([str(BIN / "eportal"), "--ini", str(ini), "init"], check=True, capture_output=True, timeout=120)
-    port = free_port()
-    log = tmp / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(BIN / "eportal"), "--ini", str(ini), "serve", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"eportal serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/admin/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"eportal serve did not answer /admin/health in 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield Portal(ini, url, log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@pytest.fixture
+def portal(live_server, monkeypatch):
+    """The harness's real ``eportal serve`` (SQLite); this process reads its database through its ini."""
+    monkeypatch.delenv("EPORTAL_DATA_DIR", raising=False)  # it would override the ini's data dir
+    return live_server
 
 
 def sim(*args: str) -> tuple[int, dict, str]:
@@ -91,12 +49,12 @@ def test_register_and_check_in_a_fleet_of_200(portal, tmp_path):
 
     code, summary, err = sim("register", "--url", portal.url, "--key", key, "-n", "200", "--concurrency", "16",
                              "--state", str(state), "--seed", "21")
-    assert code == 0, (summary, err, portal.log.read_text()[-3000:])
+    assert code == 0, (summary, err, portal.log_tail())
     assert summary["registered"] == 200 and summary["codes"] == {"0": 200} and summary["errors"] == 0
     fleet, _meta = load_state(state)
     assert len(fleet) == 200
 
-    servers = {s.server_id: s for s in portal.servers()}
+    servers = {s.server_id: s for s in servers_of(portal)}
     assert len(servers) == 200 and set(servers) == {f.server_id for f in fleet}
     assert len({s.hostname for s in servers.values()}) == 200
     for f in fleet:
@@ -116,7 +74,7 @@ def test_register_and_check_in_a_fleet_of_200(portal, tmp_path):
     # check-ins are coalesced and written about once a second: wait for them to land
     deadline = time.monotonic() + 20
     while True:
-        rows = portal.servers()
+        rows = servers_of(portal)
         fresh = [s for s in rows if s.checkin is not None and s.checkin >= mark]
         if len(fresh) == 200 or time.monotonic() > deadline:
             break
@@ -142,3 +100,10 @@ def test_unknown_key_and_unknown_servers_are_reported(portal, tmp_path):
                              "--state", str(tmp_path / "f.json"))
     assert code == 1 and summary["codes"] == {"2": 3} and summary["registered"] == 0
     assert "no server was registered" in err and not (tmp_path / "f.json").exists()
+
+    state = tmp_path / "ghosts.json"
+    save_state(state, [SimServer("Zghost" + "0" * 9 + str(i), info) for i, info in enumerate(generate_fleet(3, 1))],
+               url=portal.url)
+    code, summary, err = sim("checkin", "--state", str(state), "--requests", "6")
+    assert code == 1 and summary["status"] == {"404": 6} and summary["failures"] == 6
+    assert "does not know these servers" in err

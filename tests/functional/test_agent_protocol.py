@@ -163,8 +163,14 @@ def test_register_bad_input_is_4xx_and_changes_nothing(testapp, dbsession):
     refused(testapp.post_json(url, ["badin"], status=400), "bad-json")
     refused(testapp.post(url, b'{"key": "badin",', content_type="application/json", status=400), "bad-json")
     refused(testapp.post(url, b'{"key": "\xff"}', content_type="application/json", status=400), "bad-encoding")
+    refused(testapp.post(url, b"[" * 60000, content_type="application/json", status=400), "bad-json")
+    refused(testapp.post(url, b'{"key": "badin", "uptime": ' + b"9" * 5000 + b"}", content_type="application/json",
+                         status=400), "bad-json")
     refused(testapp.post_json(url, {"key": "badin", "hostname": {"a": 1}}, status=400), "bad-param")
     refused(testapp.post_json(url, {"key": ["badin"]}, status=400), "bad-param")
+    # a lone surrogate (JSON "\ud800"): valid JSON, but no database can store it
+    refused(testapp.post_json(url, {"key": "badin", "hostname": "x\ud800"}, status=400), "bad-param")
+    refused(testapp.post_json(url, {"key": "badin", "tags": "env:\udfff"}, status=400), "bad-param")
     # too big for an agent, or a body type agents do not send
     refused(testapp.post(url, b"key=badin&hostname=" + b"x" * 70000, content_type="application/x-www-form-urlencoded",
                          status=413), "too-large", 413)
@@ -180,14 +186,17 @@ def test_register_utf8_hostname_raw_and_encoded(testapp, dbsession):
     assert server(dbsession, raw.json["server_id"]).hostname == "café"
     enc = testapp.post(url, b"key=utf8key&hostname=caf%C3%A9+2", content_type="application/x-www-form-urlencoded")
     assert server(dbsession, enc.json["server_id"]).hostname == "café 2"
+    multi = testapp.post(url, {"key": "utf8key", "hostname": "multi"}, content_type="multipart/form-data")
+    assert server(dbsession, multi.json["server_id"]).hostname == "multi"
+    res = testapp.post(url, {"key": "utf8key"}, upload_files=[("hostname", "h.txt", b"x")], status=400)
+    assert res.json["error"] == "bad-param"
 
 
-def test_agent_endpoints_other_methods_are_405(testapp):
-    res = testapp.get(f"{BASE}/checkin", status=405)
-    assert res.json["error"] == "method-not-allowed" and res.headers["Allow"] == "POST"
-    res = testapp.delete(f"{BASE}/register_server.json", status=405)
-    assert res.headers["Allow"] == "GET, POST"
-    assert testapp.post(f"{BASE}/unregister_by_key.plain", status=405).headers["Allow"] == "GET"
+def test_agent_endpoints_other_methods_are_json_404(testapp):
+    for method, path in (("get", "checkin"), ("delete", "register_server.json"), ("put", "unregister_server.plain"),
+                         ("post", "unregister_by_key.plain")):
+        res = getattr(testapp, method)(f"{BASE}/{path}", status=404)
+        assert res.json == {"error": "not-found"}
 
 
 # --- unregister_server --------------------------------------------------------------------------
@@ -244,6 +253,24 @@ def test_checkin_recorded_after_flush(testapp, dbsession, checkins):
     assert row.patch_level == 4 and row.updated > first_updated and row.tags is None
 
 
+def test_checkin_never_opens_the_request_transaction(app, testapp, dbsession, checkins):
+    """The hottest path: one indexed read and a note in memory; a write transaction here would
+    serialize every agent on SQLite's write lock."""
+    make_key(dbsession, "hotpath")
+    sid = register(testapp, "hotpath")
+    factory = app.registry["dbsession_factory"]
+
+    def refuse(*a, **kw):
+        raise AssertionError("check-in opened request.dbsession")
+    app.registry["dbsession_factory"] = refuse
+    try:
+        assert testapp.post(f"{BASE}/checkin", {"server_id": sid, "patch_level": "1"}).json == {"result": "ok"}
+        assert testapp.post(f"{BASE}/checkin", {"server_id": "Nnnnnnnnnnnnnnn1"}, status=404)
+    finally:
+        app.registry["dbsession_factory"] = factory
+    assert checkins.pending() == 1
+
+
 def test_checkin_identity_by_basic_auth(testapp, dbsession, checkins):
     make_key(dbsession, "basickey")
     sid = register(testapp, "basickey")
@@ -269,6 +296,8 @@ def test_checkin_refusals_record_nothing(testapp, dbsession, checkins):
                         content_type="application/x-www-form-urlencoded").json["error"] == "bad-encoding"
     assert testapp.post(url + "?hostname=%ff", {"server_id": sid}, status=400).json["error"] == "bad-encoding"
     assert testapp.post_json(url, [sid], status=400).json["error"] == "bad-json"
+    # one poisoned contact would fail the whole coalesced batch: refused here
+    assert testapp.post_json(url, {"server_id": sid, "hostname": "\ud83d"}, status=400).json["error"] == "bad-param"
     assert testapp.post_json(url, "just a string", status=400).json["error"] == "bad-json"
     assert checkins.pending() == 0
 

@@ -59,7 +59,7 @@ def test_login_ok_shows_the_console_with_name_and_role(testapp, make_user, dbses
     res = login(testapp, "alice", password)
     assert res.headers["Location"] == "http://eportal.test/admin/"
     page = res.follow()
-    assert "Dashboard" in page.text
+    assert "Key Inventory" in page.text
     assert "alice" in page.text and "admin" in page.text
     # logout is a POST form carrying the CSRF token
     logout = [f for f in page.forms.values() if f.action.endswith("/admin/logout")]

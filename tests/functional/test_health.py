@@ -1,4 +1,4 @@
-"""GET /admin/health: JSON {status, checks, scheduler}; 200, or 503 when a check fails."""
+"""GET /admin/health: JSON {status, checks, scheduler, checkins}; 200, or 503 when a check fails."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -39,7 +39,7 @@ def test_health_is_public_json_and_ok(testapp):
     res = testapp.get("/admin/health", status=200)
     assert res.content_type == "application/json"
     body = res.json
-    assert set(body) == {"status", "checks", "scheduler"}
+    assert set(body) == {"status", "checks", "scheduler", "checkins"}
     assert body["status"] == "ok"
     checks = checks_by_name(body)
     assert checks["database"]["ok"] is True
@@ -89,7 +89,7 @@ def test_a_plugin_with_nothing_to_report(testapp):
     with registered(testapp.app, ReportingPlugin()) as plugin:
         res = testapp.get("/admin/health", status=200)
     assert plugin.calls == 1
-    assert set(checks_by_name(res.json)) == {"database", "scheduler"}
+    assert set(checks_by_name(res.json)) == {"database", "scheduler", "checkins"}
 
 
 def test_a_crashing_plugin_check_is_json_without_traceback(testapp):

@@ -32,6 +32,20 @@ EXEMPT_FOR_READONLY = {
     ("login", "POST"): "logging in (again, or as someone else) must work for everybody",
     ("logout", "POST"): "any logged-in user may end their own session; it changes no data",
 }
+#: The agent protocol (protocol.md §2) is public by design: agents carry no console session; the
+#: registration key, the unguessable server_id or the api.token file is the credential, and there is
+#: no cookie for a cross-site request to ride on. tests/functional/test_agent_protocol.py covers them.
+AGENT_PUBLIC = {
+    ("agent_register_json", "POST"): "agents register with a key, not a login",
+    ("agent_register_plain", "POST"): "agents register with a key, not a login",
+    ("agent_unregister_json", "POST"): "an agent unregisters itself by its server_id",
+    ("agent_unregister_plain", "POST"): "an agent unregisters itself by its server_id",
+    ("agent_checkin", "POST"): "an agent checks in by its server_id",
+}
+EXEMPT_FOR_ANONYMOUS.update(AGENT_PUBLIC)
+EXEMPT_FOR_READONLY.update(AGENT_PUBLIC)
+#: mutating routes without Pyramid's CSRF check, each with the reason
+EXEMPT_FROM_CSRF = dict(AGENT_PUBLIC)
 #: Pyramid's static views (add_static_view) take no request_method, so they "allow" POST; they serve
 #: bundled files and write nothing, and the login page needs them before anyone is logged in.
 EXEMPT_VIEW_TYPES = {static_view: "static assets: read-only files, needed before login"}
@@ -178,6 +192,7 @@ def test_discovery_finds_the_known_mutating_routes(app):
     assert {("home", "GET"), ("users", "GET")} <= {(t.route, t.method) for t in pages}
     # every exemption names a route that exists (a renamed route must not leave a stale hole)
     assert {route for route, _ in EXEMPT_FOR_ANONYMOUS | EXEMPT_FOR_READONLY} <= {t.route for t in mutating}
+    assert set(EXEMPT_FROM_CSRF) <= {(t.route, t.method) for t in mutating}
 
 
 def test_readonly_is_refused_every_mutating_route_and_nothing_changes(testapp, make_user, snapshot):
@@ -213,7 +228,7 @@ def test_every_mutating_route_requires_the_csrf_token_even_for_admins(testapp, m
     before = snapshot()
     checked = 0
     for target in mutating:
-        if target.method == "GET":
+        if target.method == "GET" or (target.route, target.method) in EXEMPT_FROM_CSRF:
             continue
         for token in ("", "forged-token"):
             res = _request(testapp, target, token)

@@ -5,5 +5,5 @@ def test_admin_logs_in_and_sees_dashboard(testapp, make_user):
     make_user("alice", "Alice-Secret-1")
     res = login(testapp, "alice", "Alice-Secret-1")
     page = res.follow()
-    assert "Dashboard" in page.text
+    assert "Key Inventory" in page.text
     assert "alice" in page.text

@@ -184,7 +184,7 @@ def test_hook_eportal_authenticate(build, dbsession):
     page = testing.login(app, "ext-user", "ext-pass").follow()
     assert probe.calls == ["ext-user"]
     assert page.html.select_one(".who .username").get_text(strip=True) == "ext-user"
-    assert "Dashboard" in page.text
+    assert "Key Inventory" in page.text
     user = dbsession.scalar(select(User).where(User.username == "ext-user"))
     assert (user.source, user.password_hash, user.last_login is not None) == ("probe", None, True)
 
@@ -380,13 +380,13 @@ def test_hook_eportal_navigation(build, make_user):
     make_user("reader", readonly=True)
     page = testing.login(app, "alice", "alice-Secret-123").follow()
     assert probe.requests and probe.requests[-1].path == "/admin/"
-    assert nav_titles(page) == ["Dashboard", "Probe Page", "Users", "Probe Admin"]  # sorted by order
+    assert nav_titles(page) == ["Keys", "Probe Page", "Servers", "Users", "API tokens", "Probe Admin"]  # sorted by order
     link = page.html.select_one('nav[aria-label="Main"] a[href$="/admin/users/add"]')
     assert link.get_text(strip=True) == "Probe Admin"
 
     app.reset()
     page = testing.login(app, "reader", "reader-Secret-123").follow()
-    assert nav_titles(page) == ["Dashboard", "Probe Page", "Users"]  # the MANAGE entry is hidden
+    assert nav_titles(page) == ["Keys", "Probe Page", "Servers", "Users", "API tokens"]  # the MANAGE entry is hidden
 
 
 def test_hook_eportal_navigation_not_shown_to_anonymous(build):

@@ -7,6 +7,8 @@ from ..ui import NavItem
 @hookimpl
 def eportal_navigation(request):
     return [
-        NavItem("Dashboard", "home", order=10),
+        NavItem("Keys", "home", order=10, also_for=("key_add", "key_edit")),
+        NavItem("Servers", "kcserver_list", order=20, also_for=("kcserver",)),
         NavItem("Users", "users", order=900, permission=Permission.VIEW, also_for=("user_add",)),
+        NavItem("API tokens", "tokens", order=950, permission=Permission.VIEW),
     ]

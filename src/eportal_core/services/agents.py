@@ -51,6 +51,8 @@ def parse_info(params) -> dict:
             raise ServiceError(f"{name} is too long (at most {maxlen} characters)")
         if any(ord(c) < 32 for c in value):
             raise ServiceError(f"{name} must not contain control characters")
+        if _has_surrogates(value):  # only a JSON "\ud800" makes one; no database can store it
+            raise ServiceError(f"{name} must be valid Unicode text")
         info[name] = value
     kernel_id = params.get("kernel_id")
     if kernel_id is not None:
@@ -77,9 +79,15 @@ def parse_info(params) -> dict:
     if tags is not None:
         if not isinstance(tags, str):
             raise ServiceError("tags must be text like 'env:prod;ubuntu'")
+        if _has_surrogates(tags):
+            raise ServiceError("tags must be valid Unicode text")
         parse_tags(tags)  # validated now; stored by the caller
         info["tags"] = tags
     return info
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
 
 
 @dataclass(frozen=True)

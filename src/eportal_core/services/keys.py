@@ -5,11 +5,12 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import MAIN_FEED, Feed, Key, Server
+from ..models import MAIN_FEED, Feed, Key, Server, utcnow
 from . import ServiceError, audit
 
 GENERATED_KEY_LENGTH = 16
@@ -24,7 +25,7 @@ def generate_key() -> str:
 
 
 def validate_key_name(name: str) -> str:
-    if not KEY_NAME_RE.match(name or ""):
+    if not KEY_NAME_RE.match(name or "") or set(name) == {"."}:  # "." and ".." cannot be a URL path segment
         raise ServiceError(f"invalid key {name!r}: use 1-64 letters, digits, '_', '.' or '-' (or leave it empty for a generated one)")
     return name
 
@@ -121,6 +122,8 @@ def _check_note(note: str | None) -> str:
 class KeyRow:
     key: Key
     servers: int
+    #: servers of the key that checked in within the inventory's window (key_inventory fills it)
+    checked_in: int = 0
 
 
 def list_keys(db: Session) -> list[KeyRow]:
@@ -132,3 +135,67 @@ def list_keys(db: Session) -> list[KeyRow]:
 
 def count_servers(db: Session, key: Key) -> int:
     return db.scalar(select(func.count()).select_from(Server).where(Server.key_id == key.id)) or 0
+
+
+def feed_names(db: Session) -> list[str]:
+    """Feed names for a key's feed choice: ``main`` first, then by name."""
+    names = db.scalars(select(Feed.name).order_by(Feed.name)).all()
+    return sorted(names, key=lambda n: (n != MAIN_FEED, n))
+
+
+def key_names(db: Session, limit: int = 1000) -> list[str]:
+    """Key names in creation order (suggestions for a filter field)."""
+    return list(db.scalars(select(Key.key).order_by(Key.created, Key.id).limit(limit)))
+
+
+#: "checked in recently" on the start page (the ePortal docs: the past 48 hours)
+CHECKIN_WINDOW = timedelta(hours=48)
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    name: str
+    keys: int
+    servers: int
+    checked_in: int
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The start page's numbers: every key with its counts, per-feed sums and fleet totals."""
+
+    keys: list[KeyRow]
+    feeds: list[FeedRow]
+    total: int
+    checked_in: int
+    #: servers whose key was removed (key_id NULL)
+    no_key: int
+    no_key_checked_in: int
+    since: datetime
+
+
+def key_inventory(db: Session, now: datetime | None = None, window: timedelta = CHECKIN_WINDOW) -> Inventory:
+    """Counts for the start page in three small queries, whatever the fleet size: servers and
+    recent check-ins grouped by key (answered from the ``(key_id, checkin)`` index), the keys, the feeds."""
+    since = (now or utcnow()) - window
+    grouped = db.execute(
+        select(Server.key_id, func.count(), func.count().filter(Server.checkin >= since))
+        .group_by(Server.key_id)
+    ).all()
+    counts = {key_id: (n, recent) for key_id, n, recent in grouped}
+    keys = db.scalars(select(Key).order_by(Key.created, Key.id)).all()
+    rows = [KeyRow(k, *counts.get(k.id, (0, 0))) for k in keys]
+    per_feed: dict[str, list[int]] = {name: [0, 0, 0] for name in feed_names(db)}
+    for row in rows:
+        sums = per_feed.setdefault(row.key.feed.name, [0, 0, 0])
+        sums[0] += 1
+        sums[1] += row.servers
+        sums[2] += row.checked_in
+    no_key, no_key_recent = counts.get(None, (0, 0))
+    return Inventory(
+        keys=rows,
+        feeds=[FeedRow(name, *sums) for name, sums in per_feed.items()],
+        total=sum(n for n, _ in counts.values()),
+        checked_in=sum(r for _, r in counts.values()),
+        no_key=no_key, no_key_checked_in=no_key_recent, since=since,
+    )

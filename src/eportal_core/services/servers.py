@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import Feed, Key, Server, utcnow
@@ -99,19 +99,22 @@ class ServerFilter:
         if self.key == NO_KEY:
             cond.append(Server.key_id.is_(None))
         elif self.key is not None:
-            cond.append(Server.key_id == select(Key.id).where(Key.key == self.key).scalar_subquery())
+            # the id itself, not a subquery: PostgreSQL then plans with the key's real share of the
+            # fleet (with a subquery, a small key's sorted page walked the whole registered index)
+            key_id = db.scalar(select(Key.id).where(Key.key == self.key))
+            cond.append(Server.key_id == key_id if key_id is not None else false())
         if self.feed is not None:
             feed_keys = select(Key.id).join(Feed, Feed.id == Key.feed_id).where(Feed.name == self.feed)
             cond.append(Server.key_id.in_(feed_keys))
         for name, column in (("hostname", Server.hostname), ("ip", Server.ip)):
             value = getattr(self, name)
             if value is not None:
-                cond.append(column.like(value, escape="\\") if "%" in value else column == value)
+                cond.extend(like_conditions(db, column, value) if "%" in value else [column == value])
         if self.tag is not None:
             cond.append(tag_condition(self.tag))
         if self.kernel is not None:
             if "%" in self.kernel:
-                cond.append(Server.euname.like(self.kernel, escape="\\"))
+                cond.extend(like_conditions(db, Server.euname, self.kernel))
             else:
                 cond.append(or_(Server.euname == self.kernel, Server.kernel_id == self.kernel.lower()))
         if self.server_id is not None:
@@ -121,11 +124,23 @@ class ServerFilter:
             if age is not None:
                 cond.append(age.condition(column, now))
         if self.is_updated is not None:
-            feed_of_server = select(Key.feed_id).where(Key.id == Server.key_id).scalar_subquery()
+            # explicit: nested two levels down, auto-correlation would not reach the outer servers row
+            feed_of_server = select(Key.feed_id).where(Key.id == Server.key_id).correlate(Server).scalar_subquery()
             latest = latest_level_subquery(feed_of_server, Server.kernel_id)
             updated = and_(latest.is_not(None), Server.patch_level.is_not(None), Server.patch_level >= latest)
             cond.append(updated if self.is_updated else ~updated)
         return cond
+
+
+def like_conditions(db: Session, column, pattern: str) -> list:
+    """``column LIKE pattern``; on SQLite also a range on the literal prefix (``web-%`` -> ``>= 'web-'
+    AND < 'web.'``) so the column's index is used: SQLite's LIKE is case-insensitive and cannot use it
+    alone. The range makes the prefix case-sensitive there, as LIKE is on PostgreSQL anyway."""
+    conditions = [column.like(pattern, escape="\\")]
+    prefix = re.split(r"[%_]", pattern, maxsplit=1)[0]
+    if prefix and "\\" not in prefix and ord(prefix[-1]) < 0x10FFFF and db.get_bind().dialect.name == "sqlite":
+        conditions += [column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+    return conditions
 
 
 @dataclass

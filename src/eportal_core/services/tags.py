@@ -53,12 +53,15 @@ def apply_tags(db, server, text: str | None) -> None:
 
 
 def tag_condition(text: str):
-    """SQL condition for servers carrying tag ``name`` (any value) or ``name:value``."""
-    from sqlalchemy import exists, select
+    """SQL condition for servers carrying tag ``name`` (any value) or ``name:value``.
+
+    ``id IN (tagged servers)`` rather than a correlated EXISTS: the database can start from the
+    (name, value) index, so a rare tag is found at once even among a million servers."""
+    from sqlalchemy import select
 
     from ..models import Server
     name, sep, value = text.strip().partition(":")
-    cond = [ServerTag.server_pk == Server.id, ServerTag.name == name.strip()]
+    cond = [ServerTag.name == name.strip()]
     if sep:
         cond.append(ServerTag.value == value.strip())
-    return exists(select(ServerTag.server_pk).where(*cond))
+    return Server.id.in_(select(ServerTag.server_pk).where(*cond))

@@ -120,7 +120,7 @@ def agent_params(request) -> dict:
             data = json.loads(body.decode("utf-8"))
         except UnicodeDecodeError:
             raise BadInput("bad-encoding", "the JSON body is not valid UTF-8") from None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
             raise BadInput("bad-json", f"the body is not valid JSON: {str(exc)[:80]}") from None
         if not isinstance(data, dict):
             raise BadInput("bad-json", "the JSON body must be an object like {\"server_id\": \"...\"}")
@@ -293,18 +293,8 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-# --- other methods ------------------------------------------------------------------------------
-
-def method_not_allowed(request):
-    allowed = ROUTES[request.matched_route.name][1]
-    resp = json_response({"error": "method-not-allowed", "message": f"use {' or '.join(allowed)}"}, 405)
-    resp.headers["Allow"] = ", ".join(allowed)
-    return resp
-
-
 def includeme(config):
-    for name, (path, _methods) in ROUTES.items():
-        config.add_route(name, f"{REGISTRATION_URL}/{path}")
-        # any other method: 405 with Allow (the views above have a method predicate, so they win);
-        # agents carry no session, so no permission and no CSRF token here either
-        config.add_view(method_not_allowed, route_name=name, permission=NO_PERMISSION_REQUIRED, require_csrf=False)
+    # Only the methods in ROUTES match; any other gets the API's JSON 404. (No catch-all 405 view:
+    # a view without a method predicate would accept every method on a public route.)
+    for name, (path, methods) in ROUTES.items():
+        config.add_route(name, f"{REGISTRATION_URL}/{path}", request_method=methods)

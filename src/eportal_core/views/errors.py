@@ -2,9 +2,8 @@
 import logging
 import secrets
 
-from pyramid.exceptions import BadCSRFOrigin, BadCSRFToken
+from pyramid.exceptions import BadCSRFOrigin, BadCSRFToken, URLDecodeError
 from pyramid.httpexceptions import HTTPFound
-from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from ..security import API_PREFIX
@@ -13,7 +12,9 @@ log = logging.getLogger(__name__)
 
 
 def _wants_json(request) -> bool:
-    return request.path_info.startswith(API_PREFIX) or request.path_info == "/admin/health"
+    # the raw WSGI path: request.path_info raises on a path that is not UTF-8
+    path = request.environ.get("PATH_INFO", "")
+    return path.startswith(API_PREFIX) or path == "/admin/health"
 
 
 @notfound_view_config(renderer="eportal_core:templates/error.pt")
@@ -58,10 +59,19 @@ def bad_csrf(exc, request):
                        "Go back, reload the page and submit it again.", "code": 400}
 
 
+@exception_view_config(URLDecodeError, renderer="eportal_core:templates/error.pt")
+def bad_path_encoding(exc, request):
+    request.response.status_int = 400
+    if _wants_json(request):
+        request.override_renderer = "json"
+        return {"error": "bad-encoding", "message": "the address is not valid UTF-8"}
+    return {"title": "Bad address", "message": "This address is not valid UTF-8.", "code": 400}
+
+
 @exception_view_config(Exception, renderer="eportal_core:templates/error.pt")
 def unexpected(exc, request):
     incident = secrets.token_hex(4)
-    log.error("unexpected error %s on %s %s", incident, request.method, request.path_info, exc_info=exc)
+    log.error("unexpected error %s on %s %s", incident, request.method, request.environ.get("PATH_INFO"), exc_info=exc)
     request.response.status_int = 500
     if _wants_json(request):
         request.override_renderer = "json"

@@ -1,11 +1,11 @@
-"""The start page."""
-from importlib import metadata
+"""The start page: fleet check-in summary and the Key Inventory (the keys list of ePortal)."""
+from urllib.parse import quote, urlencode
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
-from sqlalchemy import func, select
 
-from ..models import Feed, Key, Patchset, Server, User
+from ..services import keys as keys_service
+from ..services.servers import NO_KEY
 
 
 @view_config(route_name="admin_root", request_method="GET")
@@ -13,18 +13,54 @@ def admin_root(request):
     return HTTPSeeOther(request.route_url("home"))
 
 
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "–"
+
+
 @view_config(route_name="home", renderer="eportal_core:templates/home.pt", request_method="GET")
 def home(request):
-    db = request.dbsession
+    inv = keys_service.key_inventory(request.dbsession)
+    servers_url = request.route_url("kcserver_list")
 
-    def count(model):
-        return db.scalar(select(func.count()).select_from(model)) or 0
+    def servers_link(**query):
+        return f"{servers_url}?{urlencode(query)}"
 
+    # per-key links from one generated prefix each: a route_url per key adds up with thousands of keys
+    key_base = request.route_url("key_edit", key="-").removesuffix("-/edit")
+
+    def key_url(name: str, action: str) -> str:
+        return f"{key_base}{quote(name, safe='')}/{action}"
+
+    recent = {"checkin_age": "-2"}   # within 2 days = the 48 hours of the summary
+    feeds = [{"name": f.name, "key_count": f"{f.keys:,}", "servers": f"{f.servers:,}", "checked_in": f"{f.checked_in:,}",
+              "share": _share(f.checked_in, f.servers), "servers_url": servers_link(feed=f.name),
+              "checked_in_url": servers_link(feed=f.name, **recent)} for f in inv.feeds]
+    keys = [{"key": r.key.key, "note": r.key.note, "feed": r.key.feed.name,
+             "limit": f"{r.key.server_limit:,}", "unlimited": not r.key.server_limit,
+             "servers": f"{r.servers:,}", "servers_count": r.servers, "full": bool(r.key.server_limit) and r.servers >= r.key.server_limit,
+             "servers_url": servers_link(key=r.key.key),
+             "edit_url": key_url(r.key.key, "edit"), "delete_url": key_url(r.key.key, "delete"),
+             "confirm": f"Remove key {r.key.key} and its {r.servers:,} server{'' if r.servers == 1 else 's'}?"}
+            for r in inv.keys]
     return {
-        "title": "Dashboard",
-        "counts": [("Keys", count(Key)), ("Servers", count(Server)), ("Feeds", count(Feed)),
-                   ("Patchsets", count(Patchset)), ("Users", count(User))],
-        "version": metadata.version("eportal-core"),
+        "title": "Keys",
+        "summary": [
+            {"label": "Servers", "value": f"{inv.total:,}", "note": "registered in all", "url": servers_url},
+            {"label": "Checked in · 48 h", "value": f"{inv.checked_in:,}",
+             "note": f"{_share(inv.checked_in, inv.total)} of all servers", "url": servers_link(**recent)},
+            {"label": "Silent · 48 h", "value": f"{inv.total - inv.checked_in:,}",
+             "note": "no check-in in the past 48 hours", "url": servers_link(checkin_age="2")},
+            {"label": "Keys", "value": f"{len(inv.keys):,}", "note": f"in {len([f for f in inv.feeds if f.keys])} feed(s)",
+             "url": None},
+        ],
+        "total": f"{inv.total:,}", "checked_in": f"{inv.checked_in:,}", "share": _share(inv.checked_in, inv.total),
+        "keys_count": f"{len(inv.keys):,}",
+        "feeds": feeds,
+        "no_key": {"servers": f"{inv.no_key:,}", "checked_in": f"{inv.no_key_checked_in:,}",
+                   "share": _share(inv.no_key_checked_in, inv.no_key),
+                   "servers_url": servers_link(key=NO_KEY),
+                   "checked_in_url": servers_link(key=NO_KEY, **recent)} if inv.no_key else None,
+        "keys": keys,
     }
 
 

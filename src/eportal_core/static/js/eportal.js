@@ -4,6 +4,10 @@
 // - .flash: gets a close button (unless it has data-persist)
 // - <form data-confirm="message" [data-confirm-button="Delete"] [data-confirm-title="…"]>: asks in a
 //   modal <dialog> first (window.confirm where <dialog> is unsupported); Cancel or Escape do not submit
+//   With data-confirm-count="NAME" the message's {n} becomes the number of checked NAME checkboxes of the
+//   form (form= attribute included), data-confirm-one is the message for exactly one; none checked: no dialog
+// - input[type=checkbox][data-check-all="NAME"]: checks/unchecks the form's NAME checkboxes and follows them;
+//   [data-checked-count="NAME"] shows "N selected"
 // - every submitted form: its submit buttons are disabled for a few seconds (no double posts)
 // - details.inline-details: a popover; one open at a time, closes on outside click and Escape
 // - .table-card: gets .can-scroll-left / .can-scroll-right while its table is wider than the card
@@ -140,8 +144,20 @@
     });
   }
 
+  function checkedBoxes(form, name) {
+    return Array.prototype.filter.call(form.elements, function (el) {
+      return el.type === "checkbox" && el.name === name && el.checked;
+    });
+  }
+
   function askConfirm(form, submitter) {
     var message = form.getAttribute("data-confirm") || "Are you sure?";
+    var countName = form.getAttribute("data-confirm-count");
+    if (countName) {
+      var n = checkedBoxes(form, countName).length;
+      if (n === 0) { proceed(form, submitter); return; }  // nothing to confirm: the server says what is missing
+      message = (n === 1 && form.getAttribute("data-confirm-one")) || message.replace("{n}", n.toLocaleString());
+    }
     if (!dialogSupported) {
       if (window.confirm(message)) proceed(form, submitter);
       return;
@@ -266,6 +282,33 @@
     });
   }
 
+  // ------------------------------------------------------------------ select all / selected count
+  function initCheckAll(box) {
+    var name = box.getAttribute("data-check-all");
+    var scope = box.form || doc;
+    function boxes() {
+      var list = box.form ? box.form.elements : doc.querySelectorAll("input[type=checkbox]");
+      return Array.prototype.filter.call(list, function (el) { return el.type === "checkbox" && el.name === name; });
+    }
+    function sync() {
+      var all = boxes();
+      var checked = all.filter(function (el) { return el.checked; }).length;
+      box.checked = all.length > 0 && checked === all.length;
+      box.indeterminate = checked > 0 && checked < all.length;
+      each('[data-checked-count="' + name + '"]', function (el) {
+        el.textContent = checked ? checked.toLocaleString() + " selected" : "";
+      });
+    }
+    box.addEventListener("change", function () {
+      boxes().forEach(function (el) { el.checked = box.checked; });
+      sync();
+    });
+    doc.addEventListener("change", function (ev) {
+      if (ev.target !== box && ev.target.name === name && (!box.form || ev.target.form === scope)) sync();
+    });
+    sync();
+  }
+
   // ------------------------------------------------------------------ wide tables
   // a .table-card scrolls sideways on a narrow screen; mark the edges that hide more columns
   function initScrollHint(card) {
@@ -293,6 +336,7 @@
     each(".flash", initFlash);
     each("details.inline-details", initDetails);
     each(".table-card", initScrollHint);
+    each("input[type=checkbox][data-check-all]", initCheckAll);
     initPopoverEvents();
     doc.addEventListener("submit", onSubmit);
     // coming back with the browser's Back button must not leave buttons disabled
