@@ -12,10 +12,11 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import transaction
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,7 +36,7 @@ class Job:
     """A periodic job. ``run(ctx)`` gets a :class:`JobContext`; exceptions are caught and reported."""
 
     id: str
-    run: Callable[["JobContext"], Any]
+    run: Callable[[JobContext], Any]
     seconds: float
     description: str = ""
 

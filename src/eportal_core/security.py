@@ -6,9 +6,8 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from pyramid.security import Allowed, Denied
 from pyramid.csrf import SessionCSRFStoragePolicy
-from pyramid.security import NO_PERMISSION_REQUIRED
+from pyramid.security import NO_PERMISSION_REQUIRED, Allowed, Denied
 
 from .permissions import ROLE_PERMISSIONS, Permission
 
