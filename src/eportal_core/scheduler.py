@@ -76,6 +76,7 @@ class SiteScheduler:
         self.jobs: list[Job] = []
         self.status: dict[str, JobStatus] = {}
         self.is_leader = False
+        self.lease_expires = None
         self.running = False
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()
@@ -136,6 +137,7 @@ class SiteScheduler:
         except Exception:  # the database is down: do not run jobs, try again next time
             log.exception("could not renew the scheduler lease")
             taken = 0
+        self.lease_expires = expires if taken else None
         if bool(taken) != self.is_leader:
             log.info("scheduler lease %s by %s", "taken" if taken else "lost", self.holder)
         self.is_leader = bool(taken)
@@ -147,7 +149,9 @@ class SiteScheduler:
         try:
             with writer(self.engine).begin() as conn:
                 conn.execute(update(SchedulerLease).where(SchedulerLease.name == LEASE_NAME,
-                                                          SchedulerLease.holder == self.holder).values(expires=utcnow()))
+                                                          SchedulerLease.holder == self.holder)
+                             # in the past, so another node takes over at once even if its clock lags a little
+                             .values(expires=utcnow() - timedelta(minutes=5)))
         except Exception:
             log.exception("could not release the scheduler lease")
         self.is_leader = False
@@ -155,7 +159,8 @@ class SiteScheduler:
     # --- running -----------------------------------------------------------------------------
 
     def run_job(self, job: Job) -> None:
-        if not self.is_leader:
+        # the lease's own expiry, not just the flag: a stalled leader must not run jobs after losing it
+        if not self.is_leader or self.lease_expires is None or utcnow() >= self.lease_expires:
             return
         status = self.status.setdefault(job.id, JobStatus(job.description, job.seconds))
         status.runs += 1
