@@ -45,6 +45,8 @@ class SecurityPolicy:
                 try:
                     user = authenticate(request, *creds)
                 except LoginRefused:
+                    from .db import KEEP_WRITES_ON_FORBIDDEN
+                    request.environ[KEEP_WRITES_ON_FORBIDDEN] = True  # the failure row must outlive the 401
                     return None
                 return Identity(user.id, user.username, user.role, "basic")
         return session_identity(request)
