@@ -57,6 +57,21 @@ def get_session_factory(engine: sa.Engine) -> sessionmaker:
     return sessionmaker(bind=writer(engine), expire_on_commit=False)
 
 
+#: ``request.environ`` flag: keep this request's writes even though it ends in HTTPForbidden (a refused
+#: HTTP Basic login on the API is a 401, and its login failure must still count for the throttle)
+KEEP_WRITES_ON_FORBIDDEN = "eportal.keep_writes_on_forbidden"
+
+
+def commit_veto(request, response) -> bool:
+    """pyramid_tm's own rule (abort when an exception view rendered the response), but for
+    KEEP_WRITES_ON_FORBIDDEN: a permission refusal happens before the view ran, so the only writes
+    then are the ones the security policy made."""
+    if getattr(request, "exc_info", None) is None:
+        return False
+    from pyramid.httpexceptions import HTTPForbidden
+    return not (request.environ.get(KEEP_WRITES_ON_FORBIDDEN) and isinstance(request.exception, HTTPForbidden))
+
+
 def get_tm_session(session_factory: sessionmaker, transaction_manager, request=None) -> Session:
     """A session joined to ``transaction_manager``: it commits or aborts with it."""
     dbsession = session_factory(info={"request": request})
@@ -68,6 +83,7 @@ def includeme(config):
     """``request.dbsession`` and ``request.tm``, one transaction per request (pyramid_tm)."""
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    settings["tm.commit_veto"] = "eportal_core.db.commit_veto"
     config.include("pyramid_tm")
     engine = config.registry.get("dbengine")
     if engine is None:

@@ -63,6 +63,11 @@ def health(request):
     checks = [db, sched, checkins]
     for contributed in request.registry.pm.hook.eportal_health_checks(request=request):
         checks.extend(contributed or [])
+    if request.identity is None:
+        # anonymous callers (load balancers) get the exception type only, never its message
+        for job in sched_info.get("jobs", {}).values():
+            if job.get("last_error"):
+                job["last_error"] = job["last_error"].split(":", 1)[0]
     ok = all(c.ok for c in checks)
     request.response.status_int = 200 if ok else 503
     request.response.headers["Cache-Control"] = "no-store"

@@ -10,8 +10,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -65,6 +66,8 @@ def build(env: CliEnv) -> click.Group:
             actions.append("-r")
         if len(actions) + len(given_flags) > 1:
             raise click.UsageError(f"use one action at a time (got {', '.join(actions + [f.option.opts[0] for f in given_flags])})")
+        if readonly == "" and not add_user:
+            raise click.UsageError("-r/--readonly needs a user name: kc.eportal -r USER (or kc.eportal -a USER -r)")
         if password is not None and not (add_user or change_password):
             raise click.UsageError("-p/--password goes with -a/--add-user or -c/--change-password")
         if add_user and readonly not in (None, ""):

@@ -12,10 +12,11 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import transaction
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,7 +36,7 @@ class Job:
     """A periodic job. ``run(ctx)`` gets a :class:`JobContext`; exceptions are caught and reported."""
 
     id: str
-    run: Callable[["JobContext"], Any]
+    run: Callable[[JobContext], Any]
     seconds: float
     description: str = ""
 
@@ -75,6 +76,7 @@ class SiteScheduler:
         self.jobs: list[Job] = []
         self.status: dict[str, JobStatus] = {}
         self.is_leader = False
+        self.lease_expires = None
         self.running = False
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()
@@ -135,6 +137,7 @@ class SiteScheduler:
         except Exception:  # the database is down: do not run jobs, try again next time
             log.exception("could not renew the scheduler lease")
             taken = 0
+        self.lease_expires = expires if taken else None
         if bool(taken) != self.is_leader:
             log.info("scheduler lease %s by %s", "taken" if taken else "lost", self.holder)
         self.is_leader = bool(taken)
@@ -146,7 +149,9 @@ class SiteScheduler:
         try:
             with writer(self.engine).begin() as conn:
                 conn.execute(update(SchedulerLease).where(SchedulerLease.name == LEASE_NAME,
-                                                          SchedulerLease.holder == self.holder).values(expires=utcnow()))
+                                                          SchedulerLease.holder == self.holder)
+                             # in the past, so another node takes over at once even if its clock lags a little
+                             .values(expires=utcnow() - timedelta(minutes=5)))
         except Exception:
             log.exception("could not release the scheduler lease")
         self.is_leader = False
@@ -154,7 +159,8 @@ class SiteScheduler:
     # --- running -----------------------------------------------------------------------------
 
     def run_job(self, job: Job) -> None:
-        if not self.is_leader:
+        # the lease's own expiry, not just the flag: a stalled leader must not run jobs after losing it
+        if not self.is_leader or self.lease_expires is None or utcnow() >= self.lease_expires:
             return
         status = self.status.setdefault(job.id, JobStatus(job.description, job.seconds))
         status.runs += 1

@@ -55,7 +55,8 @@ class SecurityPolicy:
                 try:
                     user = authenticate(request, *creds)
                 except LoginRefused:
-                    keep_login_failure(request)
+                    from .db import KEEP_WRITES_ON_FORBIDDEN
+                    request.environ[KEEP_WRITES_ON_FORBIDDEN] = True  # the failure row must outlive the 401
                     return None
                 return Identity(user.id, user.username, user.role, "basic")
         return session_identity(request)
@@ -97,40 +98,6 @@ def session_identity(request) -> Identity | None:
         request.session.invalidate()
         return None
     return Identity(user.id, user.username, user.role, "session")
-
-
-def keep_login_failure(request) -> None:
-    """A refused Basic login is answered 401 by an exception view, and pyramid_tm then rolls the
-    request's transaction back, recorded failure and all. Write the failure again once that
-    rollback is done, in a transaction of its own, so that password guesses over the REST API
-    count toward the login throttle like guesses on the login page."""
-    import sqlalchemy as sa
-    from transaction.interfaces import NoTransaction
-
-    from .models import AuditEvent, LoginFailure
-    pending = [obj for obj in request.dbsession.new if isinstance(obj, (LoginFailure, AuditEvent))]
-    if not any(isinstance(obj, LoginFailure) for obj in pending):
-        return  # refused without a guess being recorded (throttled, empty fields)
-    # the column values as set (not yet flushed: the id and the time stamp come from their defaults)
-    copies = [(type(obj), {c.key: getattr(obj, c.key) for c in sa.inspect(type(obj)).column_attrs
-                           if c.key != "id" and getattr(obj, c.key) is not None})
-              for obj in pending]
-    factory = request.registry["dbsession_factory"]
-
-    def write_again():
-        db = factory()
-        try:
-            db.add_all([cls(**values) for cls, values in copies])
-            db.commit()
-        except Exception:
-            log.exception("could not record a failed API login")
-            db.rollback()
-        finally:
-            db.close()
-    try:
-        request.tm.get().addAfterAbortHook(write_again)
-    except NoTransaction:
-        pass  # outside pyramid_tm (no transaction to roll back): the failure stays in the session
 
 
 def basic_credentials(request) -> tuple[str, str] | None:

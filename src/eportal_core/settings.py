@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CHECKOUT_INI = Path(__file__).resolve().parents[2] / "development.ini"
 SYSTEM_INI = Path("/etc/eportal/eportal.ini")

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from contextlib import closing, nullcontext
 from pathlib import Path
 
@@ -245,6 +244,6 @@ def login(testapp, username: str, password: str, status: int = 303):
 
 def csrf_token(testapp) -> str:
     """The session's CSRF token, read from the page like a browser would."""
-    page = testapp.get("/admin/")
-    return page.html.find("input", {"name": "csrf_token"})["value"]
+    response = testapp.get("/admin/")
+    return response.html.find("input", {"name": "csrf_token"})["value"]
 from .testing_live import browser, live_server, live_server_pg, page  # noqa: E402,F401  (fixtures for core and plugin e2e tests)

@@ -10,7 +10,6 @@ from pyramid.renderers import get_renderer
 
 from .permissions import Permission
 
-
 _VERSION = metadata.version("eportal-core")
 
 

@@ -83,7 +83,7 @@ def snapshot(dbsession):
             if table.name == WebSession.__tablename__:
                 continue  # reading a page may touch last_seen or the CSRF token: not a change of data
             rows = dbsession.execute(sa.select(table)).all()
-            state[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+            state[table.name] = sorted(tuple(map(repr, row)) for row in rows)
         return state
     return take
 

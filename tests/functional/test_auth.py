@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from eportal_core.models import AuditEvent, LoginFailure, User, WebSession, utcnow
@@ -64,6 +63,10 @@ def test_login_ok_shows_the_console_with_name_and_role(testapp, make_user, dbses
     # logout is a POST form carrying the CSRF token
     logout = [f for f in page.forms.values() if f.action.endswith("/admin/logout")]
     assert logout and logout[0].method.upper() == "POST" and logout[0]["csrf_token"].value
+    # navigation from the core's plugin: links to the start page and the user list
+    links = {a.get("href") for a in page.html.find_all("a")}
+    assert {"http://eportal.test/admin/", "http://eportal.test/admin/users/"} <= links
+    assert "Users" in page.text
     dbsession.expire_all()
     assert dbsession.get(User, user.id).last_login is not None
     assert dbsession.scalar(select(func.count()).select_from(AuditEvent).where(
@@ -96,11 +99,11 @@ def test_unknown_user_gets_the_same_message(testapp, make_user, dbsession):
     assert failures(dbsession, username="nobody") == 1
 
 
-@pytest.mark.parametrize("login_value,password", [("", "whatever-password"), ("alice", ""), ("", ""), ("   ", "x")])
-def test_empty_fields_are_refused_with_a_message(testapp, make_user, dbsession, login_value, password):
+def test_empty_fields_are_refused_with_a_message(testapp, make_user, dbsession):
     make_user("alice", "Alice-Secret-1")
-    res = login(testapp, login_value, password, status=401)
-    assert "Enter your user name and password." in res.text
+    for login_value, password in [("", "whatever-password"), ("alice", ""), ("", ""), ("   ", "x")]:
+        res = login(testapp, login_value, password, status=401)
+        assert "Enter your user name and password." in res.text, (login_value, password)
     assert failures(dbsession) == 0  # not a guess: nothing counts against the throttle
     assert not is_logged_in(testapp)
 
@@ -129,7 +132,7 @@ def test_anonymous_page_request_comes_back_after_login(testapp, make_user):
     assert "alice" in res.follow().text
 
 
-@pytest.mark.parametrize("target", [
+OFFSITE_TARGETS = [
     "//evil.example",
     "//evil.example/admin",
     "https://evil.example",
@@ -140,31 +143,35 @@ def test_anonymous_page_request_comes_back_after_login(testapp, make_user):
     "javascript:alert(1)",
     "evil.example/admin",
     "/other/app",
-])
-def test_next_never_leaves_the_console(testapp, make_user, target):
-    make_user("alice", "Alice-Secret-1")
-    form = testapp.get("/admin/login", {"next": target}).forms[0]
-    form["login"], form["password"] = "alice", "Alice-Secret-1"
-    res = form.submit(status=303)
-    assert res.headers["Location"] == "http://eportal.test/admin/"
-
-
-@pytest.mark.parametrize("target", [
+    # control or non-ASCII characters: no header injection, and no 500 after the right password either
     "/admin/\r\nSet-Cookie: planted=1",
     "/admin/\nX-Evil: 1",
     "/admin/\x00",
     "/admin/\u00fc\u4e2d",
     "/admin/ spaced",
-])
-def test_next_with_control_or_non_ascii_characters_goes_home(testapp, make_user, target):
-    """Not a header injection, and not a 500 after the right password either."""
+]
+
+
+def test_next_never_leaves_the_console(testapp, make_user):
     make_user("alice", "Alice-Secret-1")
-    token = testapp.get("/admin/login").forms[0]["csrf_token"].value
-    res = testapp.post("/admin/login", {"login": "alice", "password": "Alice-Secret-1", "csrf_token": token,
-                                        "next": target}, status=303)
-    assert res.headers["Location"] == "http://eportal.test/admin/"
-    assert "planted" not in testapp.cookies
-    assert testapp.get("/admin/login", {"next": target}, status=303).headers["Location"] == "http://eportal.test/admin/"
+    for target in OFFSITE_TARGETS:
+        testapp.reset()
+        token = testapp.get("/admin/login").forms[0]["csrf_token"].value
+        res = testapp.post("/admin/login", {"login": "alice", "password": "Alice-Secret-1", "csrf_token": token,
+                                            "next": target}, status="*")
+        assert (res.status_int, res.headers.get("Location")) == (303, "http://eportal.test/admin/"), repr(target)
+        assert "planted" not in testapp.cookies
+    # the login page of a logged-in user follows ``next`` by the same rule
+    for target in OFFSITE_TARGETS:
+        res = testapp.get("/admin/login", {"next": target}, status="*")
+        assert (res.status_int, res.headers.get("Location")) == (303, "http://eportal.test/admin/"), repr(target)
+
+
+def test_next_round_trips_through_the_login_form(testapp, make_user):
+    make_user("alice", "Alice-Secret-1")
+    form = testapp.get("/admin/login", {"next": "https://evil.example/"}).forms[0]
+    form["login"], form["password"] = "alice", "Alice-Secret-1"
+    assert form.submit(status=303).headers["Location"] == "http://eportal.test/admin/"
 
 
 def test_next_with_a_console_path_is_followed(testapp, make_user):
@@ -385,7 +392,10 @@ def test_per_user_throttle_forgets_failures_outside_the_window(testapp, make_use
 def test_per_ip_throttle(testapp, other_client, make_user, dbsession):
     make_user("alice", "Alice-Secret-1")
     for i in range(20):  # the default per-IP limit; every name fails once, far below the per-user limit
+        # a forged X-Forwarded-For does not make a new client: no proxy is trusted here
+        testapp.extra_environ["HTTP_X_FORWARDED_FOR"] = f"203.0.113.{i}"
         assert WRONG in login(testapp, f"guess{i}", "bad-password-1", status=401).text
+    del testapp.extra_environ["HTTP_X_FORWARDED_FOR"]
     assert failures(dbsession, ip="192.0.2.10") == 20
     res = login(testapp, "alice", "Alice-Secret-1", status=401)
     assert TOO_MANY in res.text
@@ -419,3 +429,27 @@ def test_echoed_values_are_escaped(testapp, make_user):
     res = login(testapp, payload, "whatever-password", status=401)
     assert "<script>alert(1)</script>" not in res.text
     assert res.forms[0]["login"].value == payload
+
+
+def test_per_ip_throttle_behind_a_trusted_proxy_counts_the_real_client(make_testapp, make_user, dbsession):
+    client = make_testapp(**{"eportal.trusted_proxies": "192.0.2.10", "eportal.login.max_failures_per_ip": "3"})
+    make_user("alice", "Alice-Secret-1")
+    client.extra_environ["HTTP_X_FORWARDED_FOR"] = "203.0.113.5"
+    for i in range(3):
+        login(client, f"guess{i}", "bad-password-1", status=401)
+    assert failures(dbsession, ip="203.0.113.5") == 3
+    assert failures(dbsession, ip="192.0.2.10") == 0  # not the proxy: it would lock out everybody behind it
+    assert TOO_MANY in login(client, "alice", "Alice-Secret-1", status=401).text
+    client.reset()
+    client.extra_environ["HTTP_X_FORWARDED_FOR"] = "203.0.113.6"
+    login(client, "alice", "Alice-Secret-1")
+    assert is_logged_in(client)
+
+
+def test_secure_cookies_setting_overrides_the_scheme(make_testapp):
+    always = make_testapp(**{"eportal.secure_cookies": "true"})
+    [header] = set_cookie_headers(always.get("/admin/login"))
+    assert "secure" in header.lower()
+    never = make_testapp(**{"eportal.secure_cookies": "false"})
+    [header] = set_cookie_headers(never.get("/admin/login", extra_environ={"wsgi.url_scheme": "https"}))
+    assert "secure" not in header.lower()

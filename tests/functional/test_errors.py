@@ -173,3 +173,18 @@ def test_bad_csrf_on_the_api_is_json(client, make_user):
     assert res.json == {"error": "csrf-check-failed"}
     res = client.post("/admin/api/thing", {"csrf_token": "forged"}, status=400)
     assert res.json == {"error": "csrf-check-failed"}
+
+
+def test_basic_auth_failures_on_the_api_are_throttled(client, make_user, dbsession):
+    """A refused Basic login ends in a 401 raised as HTTPForbidden; its failure row must survive that."""
+    from eportal_core.models import LoginFailure
+    make_user("alice", "Alice-Secret-1")
+    client.authorization = ("Basic", ("alice", "wrong-password"))
+    for _ in range(5):
+        client.get("/admin/api/thing", status=401)
+    dbsession.expire_all()
+    assert dbsession.scalar(select(func.count()).select_from(LoginFailure).where(LoginFailure.username == "alice")) == 5
+    assert audit_count(dbsession, "login.failed") == 5
+    # the sixth try is refused although the password is right: per user, as on the login page
+    client.authorization = ("Basic", ("alice", "Alice-Secret-1"))
+    assert client.get("/admin/api/thing", status=401).json == {"error": "unauthorized"}

@@ -123,3 +123,41 @@ def test_a_broken_database_makes_it_503(tmp_path):
     assert database["ok"] is False
     assert "cannot query the database" in database["detail"]
     assert "missing-dir" not in res.text  # no paths or driver messages for anonymous callers
+
+
+@contextmanager
+def scheduler_in_registry(app, *, running=True, leader=True, errors=None):
+    """A real SiteScheduler object (not started: no threads) with the given state, as ``serve`` registers it."""
+    from eportal_core.scheduler import JobStatus, SiteScheduler
+    scheduler = SiteScheduler(app.registry.settings, app.registry["dbengine"], app.registry.pm)
+    scheduler.running, scheduler.is_leader = running, leader
+    scheduler.status = {"core.housekeeping": JobStatus("housekeeping", 3600, runs=3, last_error=None)}
+    for job_id, error in (errors or {}).items():
+        scheduler.status[job_id] = JobStatus(job_id, 60, runs=1, failures=1, last_error=error)
+    app.registry["scheduler"] = scheduler
+    try:
+        yield scheduler
+    finally:
+        del app.registry["scheduler"]
+
+
+def test_scheduler_leader_and_standby_are_healthy(testapp):
+    with scheduler_in_registry(testapp.app, leader=True):
+        body = testapp.get("/admin/health", status=200).json
+    assert checks_by_name(body)["scheduler"] == {"name": "scheduler", "ok": True, "detail": "leader"}
+    assert body["scheduler"]["running"] is True and body["scheduler"]["leader"] is True
+    assert body["scheduler"]["jobs"]["core.housekeeping"]["runs"] == 3
+    with scheduler_in_registry(testapp.app, leader=False):
+        body = testapp.get("/admin/health", status=200).json
+    assert checks_by_name(body)["scheduler"]["detail"].startswith("standby")
+
+
+def test_failing_job_or_stopped_scheduler_is_503(testapp):
+    with scheduler_in_registry(testapp.app, errors={"feeds.poll": "RuntimeError: upstream unreachable"}):
+        body = testapp.get("/admin/health", status=503).json
+    assert body["status"] == "fail"
+    assert checks_by_name(body)["scheduler"] == {"name": "scheduler", "ok": False, "detail": "failing jobs: feeds.poll"}
+    with scheduler_in_registry(testapp.app, running=False):
+        body = testapp.get("/admin/health", status=503).json
+    assert checks_by_name(body)["scheduler"] == {"name": "scheduler", "ok": False, "detail": "stopped"}
+    assert testapp.get("/admin/health", status=200).json["scheduler"] == {"running": False, "enabled": False}

@@ -13,8 +13,15 @@ from eportal_core.services import keys as keys_service
 from eportal_core.testing import csrf_token, login
 
 from .fleet import add_feed, add_orphan, add_server
-from .test_readonly import EXEMPT_FOR_ANONYMOUS, EXEMPT_FOR_READONLY, _anonymous_token, _refused_anonymous, \
-    _refused_readonly, discover, walk
+from .test_readonly import (
+    EXEMPT_FOR_ANONYMOUS,
+    EXEMPT_FOR_READONLY,
+    _anonymous_token,
+    _refused_anonymous,
+    _refused_readonly,
+    discover,
+    walk,
+)
 
 MINE = {("key_add", "GET"), ("key_add", "POST"), ("key_edit", "GET"), ("key_edit", "POST"), ("key_delete", "POST"),
         ("kcserver_delete_selected", "POST"), ("kcserver_tags", "POST"), ("kcserver_delete", "POST")}

@@ -1,6 +1,8 @@
 """Console user management: add (with validation), delete, role toggle, set password."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from sqlalchemy import func, select
 
@@ -32,7 +34,7 @@ def is_logged_in(client) -> bool:
 
 def post_action(client, username, action, **fields):
     """POST a row action (delete, role, password) like the list page's forms, and follow to the list."""
-    res = client.post(f"/admin/users/{username}/{action}", dict(fields, csrf_token=csrf_token(client)), status=303)
+    res = client.post(f"/admin/users/{quote(username, safe='@')}/{action}", dict(fields, csrf_token=csrf_token(client)), status=303)
     assert res.headers["Location"] == "http://eportal.test/admin/users/"
     return res.follow()
 
@@ -79,36 +81,42 @@ def test_added_admin_is_an_admin(testapp, as_admin, dbsession):
     assert fresh_user(dbsession, "carol@example.org").readonly is False
 
 
-@pytest.mark.parametrize("username,password,confirm,role,message", [
+ADD_USER_CASES = [
     ("alice", "Other-Secret-123", "Other-Secret-123", "admin", "user 'alice' already exists"),
     ("bob", "short1A", "short1A", "admin", "password is too short: use at least 10 characters"),
     ("bob", "aaaaaaaaaaaa", "aaaaaaaaaaaa", "admin", "password is too simple"),
-    ("bob", "BobbyTables", "BobbyTables", "admin", ""),  # control: this one is fine (see below)
     ("bob", "Bob-Secret-123", "Bob-Secret-124", "admin", "the two passwords differ"),
     ("bad name!", "Bob-Secret-123", "Bob-Secret-123", "admin", "invalid user name"),
     ("", "Bob-Secret-123", "Bob-Secret-123", "admin", "invalid user name"),
     ("-dash", "Bob-Secret-123", "Bob-Secret-123", "admin", "invalid user name"),
+    ("x" * 129, "Bob-Secret-123", "Bob-Secret-123", "admin", "invalid user name"),
     ("bob", "Bob-Secret-123", "Bob-Secret-123", "superuser", "choose a role: admin or readonly"),
     ("Bob-Secret-123", "Bob-Secret-123", "Bob-Secret-123", "admin", "password must not be the user name"),
-])
-def test_add_user_validation(testapp, as_admin, dbsession, username, password, confirm, role, message):
+]
+
+
+def test_add_user_validation_errors_are_400_with_the_message(testapp, as_admin, dbsession):
     count = user_count(dbsession)
     token = csrf_token(testapp)
-    params = {"csrf_token": token, "username": username, "description": "", "role": role,
-              "password": password, "confirm": confirm}
-    if not message:
-        testapp.post("/admin/users/add", params, status=303)
-        assert user_count(dbsession) == count + 1
-        return
-    res = testapp.post("/admin/users/add", params, status=400)
-    assert message in res.text
+    for username, password, confirm, role, message in ADD_USER_CASES:
+        params = {"csrf_token": token, "username": username, "description": "", "role": role,
+                  "password": password, "confirm": confirm}
+        res = testapp.post("/admin/users/add", params, status="*")
+        assert res.status_int == 400, (username, message, res.status)
+        assert message in res.text, (username, message)
+        # the form comes back filled in (but never with the passwords)
+        form = [f for f in res.forms.values() if f.action.endswith("/admin/users/add")][0]
+        assert form["username"].value == username
+        if role in ("admin", "readonly"):
+            assert form["role"].value == role
+        assert form["password"].value == "" and form["confirm"].value == ""
+        if password != username:
+            assert password not in res.text
     assert user_count(dbsession) == count
-    # the form comes back filled in (but never with the passwords)
-    form = [f for f in res.forms.values() if f.action.endswith("/admin/users/add")][0]
-    assert form["username"].value == username
-    assert form["password"].value == "" and form["confirm"].value == ""
-    if password != username:
-        assert password not in res.text
+    # control: the same form with good values is accepted
+    testapp.post("/admin/users/add", {"csrf_token": token, "username": "bob", "role": "admin",
+                                      "password": "BobbyTables", "confirm": "BobbyTables"}, status=303)
+    assert user_count(dbsession) == count + 1
 
 
 def test_add_user_requires_csrf(testapp, as_admin, dbsession):
@@ -129,6 +137,8 @@ def test_list_shows_users_and_sorts(testapp, as_admin, make_user):
     assert order(sort="username") == ["alice", "bob", "zed"]
     assert order(sort="username", dir="desc") == ["zed", "bob", "alice"]
     assert order(sort="role") == ["alice", "bob", "zed"]  # admin before readonly, then by number
+    assert order(sort="last_login") == ["alice", "zed", "bob"]  # alice logged in; never-logged-in users last
+    assert order(sort="last_login", dir="desc")[0] in ("zed", "bob")
     assert testapp.get("/admin/users/", {"sort": "nonsense"}).status_int == 200
 
 
@@ -267,17 +277,19 @@ def test_changing_your_own_password_keeps_this_session_only(testapp, as_admin, o
     assert verify_password(fresh_user(dbsession, "alice").password_hash, "Alice-New-Secret-2")
 
 
-@pytest.mark.parametrize("password,confirm,message", [
-    ("Bob-New-Secret-9", "Bob-New-Secret-8", "The two passwords differ."),
-    ("short-1", "short-1", "Password is too short: use at least 10 characters."),
-    ("", "", "Password is too short"),
-])
-def test_set_password_validation(testapp, as_admin, make_user, other_client, dbsession, password, confirm, message):
-    bob, _ = make_user("bob", "Bob-Secret-123")
+def test_set_password_validation(testapp, as_admin, make_user, other_client, dbsession):
+    make_user("bob", "Bob-Secret-123")
     elsewhere = other_client(remote_addr="198.51.100.7")
     login(elsewhere, "bob", "Bob-Secret-123")
-    page = post_action(testapp, "bob", "password", password=password, confirm=confirm)
-    assert message in page.text
+    for password, confirm, message in [
+        ("Bob-New-Secret-9", "Bob-New-Secret-8", "The two passwords differ."),
+        ("short-1", "short-1", "Password is too short: use at least 10 characters."),
+        ("", "", "Password is too short"),
+        ("bob", "bob", "Password is too short"),
+        ("zzzzzzzzzzzz", "zzzzzzzzzzzz", "Password is too simple"),
+    ]:
+        page = post_action(testapp, "bob", "password", password=password, confirm=confirm)
+        assert message in page.text, message
     assert verify_password(fresh_user(dbsession, "bob").password_hash, "Bob-Secret-123")
     assert is_logged_in(elsewhere)  # a refused change ends nothing
 
@@ -288,6 +300,7 @@ def test_set_password_of_unknown_user(testapp, as_admin):
 
 
 def test_names_from_the_address_are_escaped_in_messages(testapp, as_admin):
-    page = post_action(testapp, "<b>x</b>", "delete")
-    assert "User '&lt;b&gt;x&lt;/b&gt;' does not exist." in page.text
-    assert "<b>x</b>" not in page.text
+    payload = "<img src=x onerror=alert(1)>"
+    page = post_action(testapp, payload, "delete")
+    assert "User '&lt;img src=x onerror=alert(1)&gt;' does not exist." in page.text
+    assert payload not in page.text

@@ -412,8 +412,10 @@ def test_cli_against_postgresql(request, tmp_path, tmp_path_factory):
     assert verify_password(password_hash(data_dir, "admin", url), password)
 
     assert kc("--ini", str(ini), "-a", "user", "-p", "User-Pass-123", data_dir=data_dir).stdout == "User 'user' added\n"
-    assert kc("--ini", str(ini), "-l", data_dir=data_dir).stdout == LIST_AFTER_ADD
-    assert kc("--ini", str(ini), "-r", "user", data_dir=data_dir).stdout == "User 'user' is now readonly\n"
+    listed, readonly = run_all((KC, ("--ini", str(ini), "-l"), {"data_dir": data_dir}),
+                               (KC, ("--ini", str(ini), "-r", "user"), {"data_dir": data_dir}))
+    assert listed.stdout == LIST_AFTER_ADD
+    assert readonly.stdout == "User 'user' is now readonly\n"
     assert user_rows(data_dir, url) == [(1, "admin", False), (2, "user", True)]
     proc = kc("--ini", str(ini), "-d", "admin", data_dir=data_dir, expect=None)
     assert_one_line_error(proc, "error: cannot delete 'admin': it is the last admin user", code=1)

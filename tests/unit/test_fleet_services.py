@@ -4,8 +4,7 @@ from datetime import timedelta
 import pytest
 
 from eportal_core.models import Server, ServerTag, utcnow
-from eportal_core.services import ServiceError
-from eportal_core.services import agents, keys
+from eportal_core.services import ServiceError, agents, keys
 from eportal_core.services.checkins import CheckinBuffer
 from eportal_core.services.servers import Age, ServerFilter, find_servers
 

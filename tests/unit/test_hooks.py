@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from datetime import timedelta
 
 import click
 import pytest
@@ -23,7 +24,7 @@ from eportal_core import cli, hookspecs, kc_cli, make_app, registries, testing
 from eportal_core.appconfig import load_settings
 from eportal_core.cli_env import CliEnv
 from eportal_core.health import Check
-from eportal_core.models import LoginFailure, User
+from eportal_core.models import LoginFailure, User, utcnow
 from eportal_core.permissions import Permission
 from eportal_core.plugins import hookimpl, make_plugin_manager
 from eportal_core.scheduler import Job, SiteScheduler
@@ -300,7 +301,8 @@ def test_hook_eportal_scheduled_jobs():
     assert set(jobs) == {"core.housekeeping", "probe.sync"}
     assert received == [settings]
     assert (jobs["probe.sync"].seconds, jobs["probe.sync"].description) == (600, "sync")
-    sched.is_leader = True  # the lease itself is tested in test_scheduler.py
+    # the lease itself is tested in test_scheduler.py
+    sched.is_leader, sched.lease_expires = True, utcnow() + timedelta(seconds=60)
     sched.run_job(jobs["probe.sync"])
     assert ran == [settings]
     assert sched.status["probe.sync"].runs == 1

@@ -1,5 +1,5 @@
 """Declarative base with a naming convention, so migrations name constraints the same on every database."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -19,4 +19,4 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     """Naive UTC: every timestamp in the database is UTC without a zone (same on SQLite and PostgreSQL)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import and_, func, select, true
 from sqlalchemy.orm import Session
 
-from ..models import FeedPatchset, PatchLevel, Patchset, STATUS_BLOCKED
+from ..models import STATUS_BLOCKED, FeedPatchset, PatchLevel, Patchset
 
 UPTODATE, OUTOFDATE, UNSUPPORTED = "uptodate", "outofdate", "unsupported"
 

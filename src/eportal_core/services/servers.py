@@ -34,7 +34,7 @@ class Age:
     within: bool
 
     @classmethod
-    def parse(cls, name: str, text) -> "Age | None":
+    def parse(cls, name: str, text) -> Age | None:
         if text is None or str(text).strip() == "":
             return None
         m = AGE_RE.match(str(text).strip())
@@ -65,7 +65,7 @@ class ServerFilter:
     extra: list = field(default_factory=list)
 
     @classmethod
-    def from_params(cls, params) -> "ServerFilter":
+    def from_params(cls, params) -> ServerFilter:
         """Build from request params (query, form or JSON alike); bad values raise ServiceError."""
         def text(name, maxlen=255):
             value = params.get(name)

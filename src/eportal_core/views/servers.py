@@ -180,8 +180,8 @@ def server_list(request):
         "filters": values, "filtered": filtered, "error": error,
         "hidden": [(n, values[n]) for n in HIDDEN_FILTERS if values[n]],
         "sort_state": [(n, state[n]) for n in ("sort", "dir") if state[n]],
-        "checkin_choices": CHECKIN_CHOICES + ((((values["checkin_age"], f"Custom: {values['checkin_age']}"),)
-                                               if values["checkin_age"] and values["checkin_age"] not in dict(CHECKIN_CHOICES) else ())),
+        "checkin_choices": CHECKIN_CHOICES + (((values["checkin_age"], f"Custom: {values['checkin_age']}"),)
+                                               if values["checkin_age"] and values["checkin_age"] not in dict(CHECKIN_CHOICES) else ()),
         "updated_choices": UPDATED_CHOICES,
         "feeds": keys_service.feed_names(db), "key_names": keys_service.key_names(db, limit=500),
         "headers": headers, "rows": rows, "count": count, "count_text": f"{count:,}",
