@@ -25,6 +25,7 @@ def make_app(settings, pm, *, engine=None):
         config.include(".ui")                        # layout macro, navigation, flash messages
         config.include(".static")                    # bundled CSS, JS and images
         config.include(".health")                    # GET /admin/health
+        config.include(".views.ping")                # GET /admin/ping: liveness, no database
         config.include(".views.auth")                # login, logout
         config.include(".views.home")                # the start page: check-in summary and Key Inventory
         config.include(".views.keys")                # create, edit, remove keys

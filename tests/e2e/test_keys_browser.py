@@ -65,7 +65,8 @@ def fill_key_form(page, key: str, note: str = "", limit: str = "0") -> None:
 
 
 def inventory_row(page, key: str):
-    return page.locator("table.key-table tbody tr").filter(has=page.locator("a.key-link", has_text=re.compile(f"^{re.escape(key)}$")))
+    link = page.locator("a.key-link", has_text=re.compile(f"^{re.escape(key)}$"))
+    return page.locator("table.key-table tbody tr").filter(has=link)
 
 
 def answer_dialog(page, button: str) -> str:

@@ -37,7 +37,7 @@ def home(request):
               "checked_in_url": servers_link(feed=f.name, **recent)} for f in inv.feeds]
     keys = [{"key": r.key.key, "note": r.key.note, "feed": r.key.feed.name,
              "limit": f"{r.key.server_limit:,}", "unlimited": not r.key.server_limit,
-             "servers": f"{r.servers:,}", "servers_count": r.servers, "full": bool(r.key.server_limit) and r.servers >= r.key.server_limit,
+             "servers": f"{r.servers:,}", "full": bool(r.key.server_limit) and r.servers >= r.key.server_limit,
              "servers_url": servers_link(key=r.key.key),
              "edit_url": key_url(r.key.key, "edit"), "delete_url": key_url(r.key.key, "delete"),
              "confirm": f"Remove key {r.key.key} and its {r.servers:,} server{'' if r.servers == 1 else 's'}?"}

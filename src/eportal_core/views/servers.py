@@ -89,6 +89,13 @@ def page_numbers(current: int, last: int, around: int = 2) -> list[int | None]:
     return out
 
 
+def checkin_choices(current: str) -> tuple:
+    """The check-in select's options; an age typed into the address (``12h``) is kept as one more."""
+    if current and current not in dict(CHECKIN_CHOICES):
+        return CHECKIN_CHOICES + ((current, f"Custom: {current}"),)
+    return CHECKIN_CHOICES
+
+
 def status_of(record: dict) -> tuple[str, str]:
     return STATUS.get(record["status"], (record["status"], "pill-neutral"))
 
@@ -180,8 +187,7 @@ def server_list(request):
         "filters": values, "filtered": filtered, "error": error,
         "hidden": [(n, values[n]) for n in HIDDEN_FILTERS if values[n]],
         "sort_state": [(n, state[n]) for n in ("sort", "dir") if state[n]],
-        "checkin_choices": CHECKIN_CHOICES + (((values["checkin_age"], f"Custom: {values['checkin_age']}"),)
-                                               if values["checkin_age"] and values["checkin_age"] not in dict(CHECKIN_CHOICES) else ()),
+        "checkin_choices": checkin_choices(values["checkin_age"]),
         "updated_choices": UPDATED_CHOICES,
         "feeds": keys_service.feed_names(db), "key_names": keys_service.key_names(db, limit=500),
         "headers": headers, "rows": rows, "count": count, "count_text": f"{count:,}",
@@ -191,7 +197,8 @@ def server_list(request):
         "next_url": list_url(page=page + 1) if page < last else None,
         "back": urlencode(_query(state, page=page if page > 1 else None)),
         "reset_url": request.route_url("kcserver_list"),
-        "key_edit_url": request.route_url("key_edit", key=key_filter) if key_filter and key_filter != NO_KEY else "",
+        "key_edit_url": request.route_url("key_edit", key=key_filter)
+                        if key_filter and key_filter != NO_KEY and keys_service.get_key(db, key_filter) else "",
     }
 
 
