@@ -95,6 +95,28 @@ def pin(pid: int, cpus: str, *, tree: bool = False) -> bool:
     return ok
 
 
+def system_busy_seconds() -> float:
+    """CPU seconds spent busy by the whole machine so far (all CPUs; /proc/stat, idle and iowait excluded)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.25, window: float = 3.0) -> float:
+    """Wait (at most ``max_wait`` s) until the machine is busy less than ``threshold`` CPUs over
+    ``window`` seconds (other jobs distort a benchmark on a small machine); returns the last busy share."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0 = system_busy_seconds()
+        time.sleep(window)
+        busy = (system_busy_seconds() - b0) / window
+        if busy < threshold or time.monotonic() >= deadline:
+            if busy >= threshold:
+                print(f"  (the machine is still busy: {busy:.2f} CPUs used by other processes; measuring anyway)",
+                      flush=True)
+            return round(busy, 2)
+        print(f"  (waiting for a quiet machine: {busy:.2f} CPUs busy)", flush=True)
+
+
 def all_cpus() -> str:
     return f"0-{(os.cpu_count() or 1) - 1}"
 

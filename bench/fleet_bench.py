@@ -46,8 +46,10 @@ from benchlib import (
     cpu_seconds,
     machine,
     pin,
+    system_busy_seconds,
     today,
     tree_cpu_seconds,
+    wait_for_quiet,
     write_result,
 )
 
@@ -139,16 +141,22 @@ class Bench:
         else:
             args = ["checkin", "--state", str(self.state), "--url", self.portal.url, "--mode", kind]
         s0, d0 = self.server_cpu()
+        b0 = system_busy_seconds()
         data, client, code = run_sim([*args, "-c", str(conns), "-d", str(duration)], client_cpus=client_cpus,
                                      timeout=duration * 10 + 60)
+        busy = system_busy_seconds() - b0
         s1, d1 = self.server_cpu()
         if kind != "bare":
             time.sleep(1.5)  # let the check-in flusher write what the run left, outside the next run
-        return self._row(kind, conns, data, client, s1 - s0, d1 - d0, code)
+        return self._row(kind, conns, data, client, s1 - s0, d1 - d0, code, busy)
 
-    def _row(self, kind, conns, data, client_cpu, server_cpu, db_cpu, code) -> dict:
+    def _row(self, kind, conns, data, client_cpu, server_cpu, db_cpu, code, busy=None) -> dict:
         n = max(1, data["requests"])
+        other = None
+        if busy is not None:  # CPU the rest of the machine used meanwhile (other jobs distort the figures)
+            other = round(max(0.0, busy - server_cpu - db_cpu - client_cpu) / max(data["elapsed_s"], 0.001), 2)
         return {
+            "other_cpus_busy": other,
             "kind": kind, "connections": conns, "requests": data["requests"], "rps": data["rps"],
             "p50_ms": data["latency_ms"]["p50"], "p99_ms": data["latency_ms"]["p99"],
             "status": data["status"], "errors": data["errors"], "exit_code": code,
@@ -168,6 +176,7 @@ class Bench:
         else:
             self.pin_server_side(all_cpus())
             client_cpus = None
+        wait_for_quiet(self.opts.wait_quiet)
         # warm-up: templates, pools, the first flushes
         self.one("bare", 16, 2, client_cpus)
         self.one("checkin", 16, 2, client_cpus)
@@ -179,7 +188,8 @@ class Bench:
                 rows.append(row)
                 print(f"  [{self.backend} {name} r{r}] {kind:<8} c={conns:<3} {row['rps']:8.1f} req/s  "
                       f"p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms  "
-                      f"server {row['server_cpu_us_per_req']:6.0f} us/req  status {row['status']}"
+                      f"server {row['server_cpu_us_per_req']:6.0f} us/req  other {row['other_cpus_busy']:.2f} CPUs  "
+                      f"status {row['status']}"
                       f"{'  errors ' + str(row['errors']) if row['errors'] else ''}", flush=True)
         if pinned:
             self.pin_server_side(all_cpus())
@@ -200,6 +210,7 @@ def summarize(rows: list[dict]) -> dict:
                 "p50_ms": round(statistics.mean(r["p50_ms"] for r in sel), 2),
                 "p99_ms": round(statistics.mean(r["p99_ms"] for r in sel), 2),
                 "server_cpu_us_per_req": round(statistics.mean(r["server_cpu_us_per_req"] for r in sel), 1),
+                "other_cpus_busy": round(statistics.mean(r["other_cpus_busy"] or 0 for r in sel), 2),
                 "rounds": len(sel),
             }
         ratios = {}
@@ -241,6 +252,7 @@ def run_backend(backend: str, opts) -> dict:
         info = bench.start()
         print(f"[{backend}] portal at {bench.portal.url} ({opts.threads} threads, scheduler on)"
               + (f"; {info['postgresql']} with {info['postgresql_settings']}" if info else ""), flush=True)
+        wait_for_quiet(opts.wait_quiet)
         register = bench.register()
         print(f"  [{backend}] registered {opts.servers} servers: {register['rps']:.1f}/s", flush=True)
         rows = []
@@ -286,6 +298,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the alternating sequence per phase (default 2)")
     parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8, as eportal serve)")
     parser.add_argument("--no-pinned", action="store_true", help="skip the pinned phase")
+    parser.add_argument("--wait-quiet", type=float, default=600,
+                        help="wait up to S seconds for other processes to go quiet before each phase (default 600)")
     opts = parser.parse_args()
     m = machine()
     print(f"fleet bench: {m['host']}, {m['cpus']} CPUs ({m['cpu']}), Python {m['python']}, load {m['load_average_at_start']}")

@@ -487,3 +487,14 @@ def test_health_reports_checkins(testapp, checkins):
     assert check["ok"] is False and "OperationalError" in check["detail"]
     assert res.json["checkins"]["last_error"] == "OperationalError"
     assert "db.internal" not in json.dumps(res.json)
+
+
+def test_head_never_registers_a_server(testapp, dbsession):
+    from eportal_core.models import Server
+    from eportal_core.services.keys import create_key
+    create_key(dbsession, "headkey")
+    dbsession.commit()
+    before = dbsession.query(Server).count()
+    testapp.head("/admin/api/kcare/register_server.json?key=headkey", status=405)
+    testapp.head("/admin/api/kcare/register_server.plain?key=headkey", status=405)
+    assert dbsession.query(Server).count() == before

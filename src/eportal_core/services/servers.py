@@ -10,10 +10,10 @@ from sqlalchemy import and_, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import Feed, Key, Server, utcnow
-from . import ServiceError
+from . import ServiceError, audit
 from .events import notify
 from .levels import latest_level_subquery, latest_levels, patch_status
-from .tags import tag_condition
+from .tags import apply_tags, tag_condition
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 MAX_LIMIT = 10000
@@ -217,16 +217,42 @@ def get_server(db: Session, server_id: str) -> Server | None:
     return db.scalar(select(Server).where(Server.server_id == server_id))
 
 
-def delete_servers_where(db: Session, *conditions, pm=None, request=None) -> int:
-    """Delete matching servers (tags go with them); the unregistered event fires when anyone listens."""
+def short_id(server_id: str) -> str:
+    """A server_id as it may appear in logs and the audit trail: it is the agent's credential."""
+    return (server_id or "")[:4] + "…"
+
+
+def delete_servers_where(db: Session, *conditions, pm=None, request=None, actor: str | None = None,
+                         what: str = "") -> int:
+    """Delete matching servers (tags go with them); the unregistered event fires when anyone listens.
+
+    With ``actor``, the removal is recorded in the audit trail as ``what`` and the count.
+    """
     if pm is not None and pm.hook.eportal_server_unregistered.get_hookimpls():
         for server in db.scalars(select(Server).where(*conditions)):
             notify(pm, "server_unregistered", request=request, server=server)
-    return db.execute(delete(Server).where(*conditions).execution_options(synchronize_session=False)).rowcount or 0
+    removed = db.execute(delete(Server).where(*conditions).execution_options(synchronize_session=False)).rowcount or 0
+    if actor is not None:
+        audit.record(db, actor, "server.delete", what, f"servers={removed}", ip=_ip(request))
+    return removed
 
 
-def delete_servers(db: Session, server_ids: list[str], *, pm=None, request=None) -> int:
+def delete_servers(db: Session, server_ids: list[str], *, pm=None, request=None, actor: str | None = None) -> int:
     ids = [s for s in server_ids if s][:10000]
     if not ids:
         return 0
-    return delete_servers_where(db, Server.server_id.in_(ids), pm=pm, request=request)
+    what = short_id(ids[0]) if len(ids) == 1 else f"{len(ids)} selected"
+    return delete_servers_where(db, Server.server_id.in_(ids), pm=pm, request=request, actor=actor, what=what)
+
+
+def set_server_tags(db: Session, server: Server, text: str | None, *, actor: str, request=None) -> None:
+    """Replace a server's tags (console and REST API); validated first, so bad text changes nothing."""
+    apply_tags(db, server, text)
+    audit.record(db, actor, "server.tags", short_id(server.server_id), server.tags or "", ip=_ip(request))
+
+
+def _ip(request) -> str:
+    if request is None:
+        return ""
+    from ..clientip import client_ip
+    return client_ip(request)

@@ -163,6 +163,9 @@ def _info(params: dict) -> dict:
 # --- registration -------------------------------------------------------------------------------
 
 def _register(request) -> tuple[int, str | None]:
+    if request.method == "HEAD":
+        # Pyramid answers HEAD wherever GET is allowed; a HEAD must never register a server
+        raise BadInput("method-not-allowed", "use GET or POST to register", 405)
     params = agent_params(request)
     key = _text(params, "key") or ""
     info = _info(params)

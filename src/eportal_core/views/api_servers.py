@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ..models import Feed, Server
 from ..permissions import Permission
-from ..services import ServiceError, agents, audit
+from ..services import ServiceError, agents
 from ..services.keys import get_key
 from ..services.servers import (
     NO_KEY,
@@ -21,8 +21,9 @@ from ..services.servers import (
     find_servers,
     get_server,
     parse_paging,
+    set_server_tags,
+    short_id,
 )
-from ..services.tags import apply_tags
 from .api import ApiError, actor, api_guard, api_params, bool_param, json_response, text_param
 
 #: days; a larger age would reach before any server existed
@@ -64,9 +65,8 @@ def delete_inactive_servers(request):
         raise ApiError("bad-param", f"checkin_age must be a whole number of days from 1 to {MAX_DELETE_AGE}")
     days = int(raw)
     flt = ServerFilter(checkin_age=Age(timedelta(days=days), within=False))
-    removed = delete_servers_where(request.dbsession, *flt.conditions(request.dbsession),
-                                   pm=request.registry.pm, request=request)
-    audit.record(request.dbsession, actor(request), "server.delete", f"checkin_age>{days}d", f"servers={removed}")
+    removed = delete_servers_where(request.dbsession, *flt.conditions(request.dbsession), pm=request.registry.pm,
+                                   request=request, actor=actor(request), what=f"checkin_age>{days}d")
     return json_response({"result": removed})
 
 
@@ -107,9 +107,9 @@ def delete_server(request):
     (name, value), = given.items()
     # an exact match: a wildcard here could remove the whole fleet by accident
     column = {"hostname": Server.hostname, "ip": Server.ip, "server_id": Server.server_id}[name]
-    removed = delete_servers_where(request.dbsession, column == value, pm=request.registry.pm, request=request)
-    target = value[:4] + "…" if name == "server_id" else value  # never log a server_id in full
-    audit.record(request.dbsession, actor(request), "server.delete", f"{name}={target}", f"servers={removed}")
+    target = short_id(value) if name == "server_id" else value
+    removed = delete_servers_where(request.dbsession, column == value, pm=request.registry.pm, request=request,
+                                   actor=actor(request), what=f"{name}={target}")
     return json_response({"result": removed})
 
 
@@ -124,6 +124,5 @@ def set_tags(request):
     server = get_server(request.dbsession, server_id) if agents.valid_server_id(server_id) else None
     if server is None:
         raise ApiError("unknown-server", "no server has this server_id", 404)
-    apply_tags(request.dbsession, server, params["tags"])
-    audit.record(request.dbsession, actor(request), "server.tags", server_id[:4] + "…", server.tags or "")
+    set_server_tags(request.dbsession, server, params["tags"], actor=actor(request), request=request)
     return json_response({"result": "ok"})

@@ -11,12 +11,11 @@ from pyramid.view import view_config
 
 from ..models import utcnow
 from ..permissions import Permission
-from ..services import ServiceError, audit
+from ..services import ServiceError
 from ..services import keys as keys_service
 from ..services import servers as servers_service
 from ..services.levels import OUTOFDATE, UNSUPPORTED, UPTODATE
 from ..services.servers import NO_KEY, SORTS, TIME_FORMAT, ServerFilter
-from ..services.tags import apply_tags
 from .keys import sentence
 
 PER_PAGE = 50
@@ -215,9 +214,8 @@ def server_delete_selected(request):
     if not ids:
         request.session.flash("Select the servers to remove first.", "error")
         return HTTPSeeOther(_back_to_list(request))
-    removed = servers_service.delete_servers(request.dbsession, ids, pm=request.registry.pm, request=request)
-    audit.record(request.dbsession, request.identity.username, "server.delete", f"{removed} server(s)",
-                 "console: remove selected", ip=request.client_addr or "")
+    removed = servers_service.delete_servers(request.dbsession, ids, pm=request.registry.pm, request=request,
+                                             actor=request.identity.username)
     request.session.flash(f"Removed {removed:,} server{'' if removed == 1 else 's'}.", "ok")
     return HTTPSeeOther(_back_to_list(request))
 
@@ -278,12 +276,11 @@ def server_tags(request):
     text = request.POST.get("tags", "")
     try:
         with request.dbsession.begin_nested():
-            apply_tags(request.dbsession, server, text)
+            servers_service.set_server_tags(request.dbsession, server, text, actor=request.identity.username,
+                                            request=request)
     except ServiceError as exc:
         request.response.status_int = 400
         return _detail(request, server, tags_value=text, error=sentence(str(exc)))
-    audit.record(request.dbsession, request.identity.username, "server.tags", server.server_id, server.tags or "",
-                 ip=request.client_addr or "")
     name = server.hostname or server.server_id
     request.session.flash(f"Tags of {name} saved." if server.tags else f"Tags of {name} removed.", "ok")
     return HTTPSeeOther(request.route_url("kcserver", server_id=server.server_id))
@@ -297,9 +294,8 @@ def server_delete(request):
         request.session.flash(f"Server {server_id[:16]} does not exist (any more).", "error")
         return HTTPSeeOther(request.route_url("kcserver_list"))
     name = server.hostname or server.server_id
-    servers_service.delete_servers(request.dbsession, [server_id], pm=request.registry.pm, request=request)
-    audit.record(request.dbsession, request.identity.username, "server.delete", server_id, name,
-                 ip=request.client_addr or "")
+    servers_service.delete_servers(request.dbsession, [server_id], pm=request.registry.pm, request=request,
+                                   actor=request.identity.username)
     request.session.flash(f"Server {name} removed.", "ok")
     return HTTPSeeOther(request.route_url("kcserver_list"))
 
