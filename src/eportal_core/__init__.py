@@ -35,6 +35,7 @@ def make_app(settings, pm, *, engine=None):
         config.include(".views.api")                 # the admin REST API (protocol.md §6), OpenAPI document
         config.include(".views.agent")  # agent protocol: register, unregister, check-in
         config.include(".views.scripts")  # install-kernelcare and set-patch-server shell scripts
+        config.include(".views.patches")  # agent patch downloads: latest.v2, version, kpatch.info, files
         pm.hook.eportal_includeme(config=config)     # plugins add their routes and views
         config.scan(".views")
     return config.make_wsgi_app()

@@ -12,6 +12,7 @@ from waitress import create_server
 
 from . import make_app
 from . import migrate as m
+from .services.archives import clean_partial_imports
 from .settings import SettingsError, ensure_data_dir
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def serve(env, host: str, port: int, threads: int) -> None:
     settings = env.settings
     data_dir = ensure_data_dir(settings)
     _log_to_data_dir(data_dir)
+    for name in clean_partial_imports(data_dir):  # what an import that crashed left behind
+        log.info("removed the unfinished patchset import %s", name)
     current, head = m.current_revision(env.engine), m.head_revision()
     if current != head:
         raise SettingsError(f"the database is at revision {current or 'empty'} but this eportal needs {head}: run 'eportal migrate'")

@@ -140,6 +140,9 @@ CORE_SETTINGS = [
             "Proxies whose X-Forwarded-For / X-Real-IP are believed."),
     Setting("eportal.api_key_header", header_name, "X-Api-Key", "Header that carries REST API tokens."),
     Setting("eportal.password_min_length", int_between(8, 128), 10, "Shortest accepted local password."),
+    Setting("eportal.anonymous_patch_downloads", as_bool, False,
+            "Serve patch files (kpatch.bin and the like) to callers without a server identity; "
+            "latest.v2, version and kpatch.info are always public."),
 ]
 
 

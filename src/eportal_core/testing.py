@@ -247,3 +247,4 @@ def csrf_token(testapp) -> str:
     response = testapp.get("/admin/")
     return response.html.find("input", {"name": "csrf_token"})["value"]
 from .testing_live import browser, live_server, live_server_pg, page  # noqa: E402,F401  (fixtures for core and plugin e2e tests)
+from .testing_patches import patch_archives  # noqa: E402,F401  (patchset archives for tests)
