@@ -26,20 +26,23 @@ _LOOKUP = (select(Server.id, Server.key_id, Key.feed_id)
            .where(Server.server_id == bindparam("sid")))
 
 
-def identify_agent(request, *, kernel_id: str | None = None, info: dict | None = None) -> Agent | None:
+def identify_agent(request, *, server_id: str | None = None, kernel_id: str | None = None,
+                   info: dict | None = None) -> Agent | None:
     """The calling server (HTTP Basic user = server_id), its feed, and a recorded check-in.
 
     ``None`` for anonymous or unknown callers (they are answered from the ``main`` feed). The
     password is not checked: the unguessable server_id is the credential, so it is never logged.
     """
-    creds = basic_credentials(request)
-    if creds is None or not valid_server_id(creds[0]):
+    if server_id is None:  # patch requests name the server in HTTP Basic; check-ins may name it in the body
+        creds = basic_credentials(request)
+        server_id = creds[0] if creds else None
+    if not valid_server_id(server_id):
         return None
     with request.registry["db_read"]() as conn:
-        row = conn.execute(_LOOKUP, {"sid": creds[0]}).first()
+        row = conn.execute(_LOOKUP, {"sid": server_id}).first()
     if row is None:
         return None
-    agent = Agent(row[0], creds[0], row[1], row[2] if row[2] is not None else main_feed_id(request.registry))
+    agent = Agent(row[0], server_id, row[1], row[2] if row[2] is not None else main_feed_id(request.registry))
     values = {"checkin": utcnow(), "ip": client_ip(request)}
     if kernel_id and KERNEL_ID_RE.match(kernel_id):
         values["kernel_id"] = kernel_id

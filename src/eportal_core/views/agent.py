@@ -20,10 +20,9 @@ from urllib.parse import unquote_to_bytes
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
-from sqlalchemy import bindparam, select
 
+from ..agent_identity import identify_agent
 from ..clientip import client_ip
-from ..models import Server, utcnow
 from ..security import basic_credentials
 from ..services import ServiceError, agents
 from ..services.keys import KEY_NAME_RE
@@ -222,15 +221,6 @@ def unregister_server_plain(request):
 
 # --- check-in -----------------------------------------------------------------------------------
 
-_SERVER_PK = select(Server.id).where(Server.server_id == bindparam("sid"))
-
-
-def _lookup_server(request, server_id: str) -> int | None:
-    """The server's primary key, read outside the request's (write) transaction."""
-    with request.registry["db_read"]() as conn:
-        return conn.execute(_SERVER_PK, {"sid": server_id}).scalar()
-
-
 # agents carry no session: the unguessable server_id is the credential
 @view_config(route_name="agent_checkin", request_method="POST",
              permission=NO_PERMISSION_REQUIRED, require_csrf=False)
@@ -245,14 +235,9 @@ def checkin(request):
         raise BadInput("bad-server-id", "server_id is required")
     if not agents.valid_server_id(server_id):
         raise BadInput("bad-server-id", "server_id must be 16 letters and digits, starting with a letter")
-    info = _info(params)
-    pk = _lookup_server(request, server_id)
-    if pk is None:
+    # the one identity path of every agent request; the check-in is coalesced, never written here
+    if identify_agent(request, server_id=server_id, info=_info(params)) is None:
         return json_response({"error": "unknown-server"}, 404)
-    values = {"checkin": utcnow(), "ip": client_ip(request)}
-    values.update(info)
-    # coalesced: written with other contacts about once a second, never in this request
-    request.registry["checkins"].record(pk, server_id, values)
     return json_response({"result": "ok"})
 
 
