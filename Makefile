@@ -9,11 +9,18 @@ PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/setup.py plugins/*/pyproject.to
 PLUGIN_FILES := $(wildcard plugins/*/setup.py plugins/*/pyproject.toml)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run install test test-deps lint clean
+.PHONY: run install test test-deps lint clean demo
 
 run: install
 	$(BIN)/eportal init
 	$(BIN)/eportal serve --host $(HOST) --port $(PORT)
+
+# a living console in a fresh data dir of its own (patchsets, feeds, keys, a fleet, a patch source)
+DEMO_DIR ?= var-demo
+demo: install test-deps
+	rm -rf $(DEMO_DIR)
+	EPORTAL_DATA_DIR=$(abspath $(DEMO_DIR)) $(BIN)/python scripts/demo.py
+	EPORTAL_DATA_DIR=$(abspath $(DEMO_DIR)) $(BIN)/eportal serve --host $(HOST) --port $(PORT)
 
 install: $(VENV)/.installed
 

@@ -27,6 +27,9 @@ class LegacyFlag:
 
     option: click.Option
     run: Callable[[CliEnv, Any], None]
+    #: set on an option that only modifies another flag (``--feed`` of ``--unroll``): the name of that
+    #: flag's option; ``run`` is then never called, and the flag it goes with reads it from ctx.params
+    goes_with: str | None = None
 
 
 def legacy_flags(env: CliEnv) -> list[LegacyFlag]:
@@ -61,7 +64,11 @@ def build(env: CliEnv) -> click.Group:
             return
         actions = [name for name, value in (("-l", list_users), ("-a", add_user), ("-d", delete_user),
                                              ("-c", change_password), ("--list-servers", list_servers)) if value]
-        given_flags = [f for f in flags if extra.get(f.option.name) not in (None, False, ())]
+        given_flags = [f for f in flags if extra.get(f.option.name) not in (None, False, ()) and not f.goes_with]
+        for f in flags:
+            if f.goes_with and extra.get(f.option.name) not in (None, False, ()) \
+                    and extra.get(f.goes_with) in (None, False, ()):
+                raise click.UsageError(f"{f.option.opts[0]} goes with --{f.goes_with.replace('_', '-')}")
         if add_user is None and readonly not in (None, ""):
             actions.append("-r")
         if len(actions) + len(given_flags) > 1:

@@ -3,7 +3,8 @@ under ``/admin/api/kcare`` (§2), served at ``GET /admin/api/openapi.json``.
 
 Written as Python data next to the code it describes; ``tests/functional/test_openapi.py`` checks
 that every API route is documented (and nothing else), and validates real answers of every
-operation against the response schemas here. Change both together.
+operation against the response schemas here. Change both together. Plugins document the API routes
+they add with :func:`add_api_paths` (their own tests exercise those operations).
 """
 from __future__ import annotations
 
@@ -315,8 +316,30 @@ def _agent_paths() -> dict:
     }
 
 
+# --- paths that plugins add ---------------------------------------------------------------------
+
+#: where :func:`add_api_paths` keeps what plugins document, in the app's registry
+PLUGIN_PATHS = "eportal.openapi.plugin_paths"
+#: the building blocks, for plugins that document their own operations
+operation, json_content, error_responses, query_param, body_params, schema_ref = _op, _json, _errors, _query, _body, _ref
+
+
+def add_api_paths(config, plugin: str, paths: dict, *, schemas: dict | None = None, tags: tuple = ()) -> None:
+    """Document the REST API routes a plugin adds (call it from the plugin's ``includeme``, next to the
+    routes). Each operation is marked ``x-eportal-plugin: <plugin>``, so the core's tests know which
+    operations are the plugin's to exercise."""
+    found = config.registry.setdefault(PLUGIN_PATHS, {"paths": {}, "schemas": {}, "tags": []})
+    for path, item in paths.items():
+        if path in found["paths"]:
+            raise ValueError(f"OpenAPI path {path} is documented twice (plugin {plugin})")
+        found["paths"][path] = {method: {**op, "x-eportal-plugin": plugin} for method, op in item.items()}
+    found["schemas"].update(schemas or {})
+    found["tags"].extend(t for t in tags if t not in found["tags"])
+
+
 def build_document(request) -> dict:
     settings = request.registry.settings
+    plugins = request.registry.get(PLUGIN_PATHS) or {"paths": {}, "schemas": {}, "tags": []}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -333,11 +356,13 @@ def build_document(request) -> dict:
                 "that use the console session cookie must send its CSRF token in `X-CSRF-Token` on writes."),
         },
         "servers": [{"url": request.application_url}],
-        "tags": [{"name": "servers"}, {"name": "keys"}, {"name": "users"}, {"name": "agent"}, {"name": "meta"}],
+        "tags": [{"name": "servers"}, {"name": "keys"}, {"name": "users"}, *({"name": t} for t in plugins["tags"]),
+                 {"name": "agent"}, {"name": "meta"}],
         "security": [{"basicAuth": []}, {"apiKey": []}, {"sessionCookie": []}],
-        "paths": {**_admin_paths(), **_agent_paths()},
+        "paths": {**_admin_paths(), **plugins["paths"], **_agent_paths()},
         "components": {
-            "schemas": {"Server": SERVER_RECORD, "Key": KEY_RECORD, "User": USER_RECORD, "Error": ERROR},
+            "schemas": {"Server": SERVER_RECORD, "Key": KEY_RECORD, "User": USER_RECORD, "Error": ERROR,
+                        **plugins["schemas"]},
             "responses": {f"E{code}": _json(_ref("Error"), text) for code, text in ERRORS.items()},
             "securitySchemes": {
                 "basicAuth": {"type": "http", "scheme": "basic", "description": "A console user and password"},

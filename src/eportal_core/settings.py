@@ -104,6 +104,23 @@ def as_str(raw: Any) -> str:
     return str(raw).strip()
 
 
+def proxy_url(raw: Any) -> str:
+    """``http://[USER:PW@]HOST:PORT`` (the form http_proxy takes); a bare ``HOST:PORT`` means http://."""
+    from urllib.parse import urlsplit
+    value = str(raw).strip()
+    if value and "://" not in value:
+        value = "http://" + value
+    if value:
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018  (raises on a malformed port)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("a proxy URL like http://proxy.example.com:3128")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One ini key: its parser, default and one line of documentation."""
@@ -143,6 +160,12 @@ CORE_SETTINGS = [
     Setting("eportal.anonymous_patch_downloads", as_bool, False,
             "Serve patch files (kpatch.bin and the like) to callers without a server identity; "
             "latest.v2, version and kpatch.info are always public."),
+    Setting("eportal.http_proxy", proxy_url, "",
+            "Proxy for outgoing http:// requests (patch sources); empty = the environment's http_proxy.",
+            secret=True),
+    Setting("eportal.https_proxy", proxy_url, "",
+            "Proxy for outgoing https:// requests (patch sources); empty = the environment's https_proxy.",
+            secret=True),
 ]
 
 

@@ -16,6 +16,14 @@ from eportal_core.scheduler import LEASE_NAME, Job, SiteScheduler
 SETTINGS = {"eportal.scheduler.lease_seconds": 60, "eportal.scheduler": True}
 
 
+@pytest.fixture(autouse=True)
+def core_plugins_only(monkeypatch):
+    """These tests count jobs: the ones plugins installed from plugins/* contribute (a poll, an
+    auto-update) would run here too, so no entry-point plugin is loaded."""
+    import pluggy
+    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", lambda self, group, name=None: 0)
+
+
 @pytest.fixture
 def lease_db(engine):
     """The shared migrated database with no lease row before and after the test."""

@@ -177,6 +177,23 @@ def status(db: Session, feed: Feed, product: str | None = None) -> list[tuple[Pa
     return result
 
 
+def preview(db: Session, feed: Feed, product: str | None = None) -> dict[int, tuple[list[Patchset], list[Patchset]]]:
+    """What :func:`enable_upto` and :func:`rollback_from` would change on ``feed``, changing nothing:
+    ``{patchset id: (would enable, would disable)}``, each list oldest first, for asking "are you
+    sure?" with the exact list. A patchset not downloaded yet counts as if it were (a caller that
+    deploys it downloads it and the missing ones before it first); a blocked one is never enabled."""
+    by_product: dict[str, list[tuple[Patchset, str]]] = {}
+    for p, state in status(db, feed, product):
+        by_product.setdefault(p.product, []).append((p, state))
+    result: dict[int, tuple[list[Patchset], list[Patchset]]] = {}
+    for rows in by_product.values():
+        for at, (p, state) in enumerate(rows):
+            enable = [] if state == BLOCKED else [q for q, s in rows[:at + 1] if s not in (BLOCKED, ENABLED)]
+            disable = [q for q, s in rows[at:] if s == ENABLED]
+            result[p.id] = (enable, disable)
+    return result
+
+
 def enabled_patchsets(db: Session, feed: Feed, product: str | None = None) -> list[Patchset]:
     """The patchsets enabled on ``feed``, oldest first."""
     return [p for p, state in status(db, feed, product) if state == ENABLED]

@@ -117,14 +117,22 @@ def _parse_urlencoded(body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-def api_params(request) -> dict[str, str]:
+def api_params(request, repeatable: tuple[str, ...] = ()) -> dict[str, str]:
     """The request's parameters as text: query string, then a form or JSON object body (the body
     wins). 400 for a JSON body that is not an object and for input that is not UTF-8, 413 for a
-    huge body, 415 for other body types."""
-    params: dict[str, str] = {}
+    huge body, 415 for other body types. A name in ``repeatable`` may come several times
+    (``feed=a&feed=b``, or a JSON list): its value is then the list of every value given."""
+    params: dict = {}
+
+    def put(name: str, value: str) -> None:
+        if name in repeatable:
+            params.setdefault(name, []).append(value)
+        else:
+            params[name] = value
     try:
         # WebOb decodes the query lazily and raises UnicodeDecodeError on bad bytes
-        params.update(request.GET.items())
+        for name, value in request.GET.items():
+            put(name, value)
     except UnicodeDecodeError:
         raise ApiError("bad-encoding", "the query string is not valid UTF-8") from None
     if request.method in SAFE_METHODS:
@@ -147,12 +155,14 @@ def api_params(request) -> dict[str, str]:
         if not isinstance(data, dict):
             raise ApiError("bad-json", 'the JSON body must be an object like {"hostname": "web1"}')
         for name, value in data.items():
-            text = _scalar(name, value)
-            if text is not None:
-                params[name] = text
+            for item in value if name in repeatable and isinstance(value, list) else [value]:
+                text = _scalar(name, item)
+                if text is not None:
+                    put(name, text)
     elif ctype in ("application/x-www-form-urlencoded", ""):
         try:
-            params.update(_parse_urlencoded(body))
+            for name, value in _parse_urlencoded(body):
+                put(name, value)
         except UnicodeDecodeError:
             raise ApiError("bad-encoding", "the form body is not valid UTF-8") from None
     elif ctype == "multipart/form-data":
@@ -161,7 +171,7 @@ def api_params(request) -> dict[str, str]:
                 raise ApiError("bad-param", f"{str(name)[:40]} must be text, not a file")
             if "\ufffd" in value:  # WebOb's stand-in for bytes that were not UTF-8
                 raise ApiError("bad-encoding", "the form body is not valid UTF-8")
-            params[name] = value
+            put(name, value)
     else:
         raise ApiError("unsupported-media-type",
                        "send parameters in the query, as a form (application/x-www-form-urlencoded) or as a JSON object", 415)

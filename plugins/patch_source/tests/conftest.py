@@ -1,0 +1,152 @@
+"""Fixtures of the patch source tests, on top of the shared harness (``eportal_core.testing``).
+
+- ``upstream``: a started :class:`eportal_patch_source.testing.Upstream` (real HTTP, Basic auth,
+  Range, drop-once), empty; ``offer(upstream, archives)`` puts archives in its index.
+- ``upstream_archives``: the harness's five good archives plus four corrupted ones (a member whose
+  checksum is wrong, a ``..`` member, a symlink, a truncated file), released between the good ones.
+- ``ps_env``: settings, plugin manager and a :class:`service.Context` whose sessions join the test's
+  rolled-back transaction, with a data dir of the test's own.
+- ``ps_client``: WebTest on a freshly assembled app with those settings, joined to the same
+  transaction, its background runner switched to inline.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import webtest
+from eportal_patch_source import service
+from eportal_patch_source.testing import Upstream
+from eportal_patch_source.web import RUNNER
+from sqlalchemy.orm import sessionmaker
+
+from eportal_core import make_app
+from eportal_core.appconfig import load_settings
+from eportal_core.testing import make_test_settings
+from eportal_core.testing_patches import KERNEL_IDS, make_archive
+
+#: quick retries: a test that fails a request must not wait seconds for the backoff
+FAST = {"patch_source.retries": "1", "patch_source.retry_backoff_seconds": "0", "patch_source.timeout_seconds": "10"}
+
+CORRUPT_PLAN = (
+    ("checksum", "K20240115_01", "2024-01-15T10:00:00"),
+    ("dotdot", "K20240215_01", "2024-02-15T10:00:00"),
+    ("symlink", "K20240315_01", "2024-03-15T10:00:00"),
+    ("truncated", "K20240415_01", "2024-04-15T10:00:00"),
+)
+
+
+@dataclass
+class UpstreamArchives:
+    good: list
+    corrupt: dict
+
+
+@pytest.fixture(scope="session")
+def upstream_archives(patch_archives, tmp_path_factory) -> UpstreamArchives:
+    base = tmp_path_factory.mktemp("corrupt-archives")
+    corrupt = {kind: make_archive(base, name, released, {KERNEL_IDS[0]: 9, KERNEL_IDS[1]: 9}, corrupt=kind,
+                                  payload_size=6000, seed=100 + i)
+               for i, (kind, name, released) in enumerate(CORRUPT_PLAN)}
+    return UpstreamArchives(list(patch_archives), corrupt)
+
+
+@pytest.fixture
+def upstream():
+    server = Upstream().start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class PsEnv:
+    settings: dict
+    pm: object
+    ctx: service.Context
+    data_dir: object
+
+
+@pytest.fixture
+def ps_settings(tmp_path, database_url):
+    """``ps_settings(**overrides)`` -> (settings, pm) with the test's own data dir and quick retries."""
+    def build(**overrides):
+        raw = make_test_settings(tmp_path / "data", database_url, **{**FAST, **overrides})
+        return load_settings(raw)
+    return build
+
+
+@pytest.fixture
+def test_sessions(dbconnection):
+    factory = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+    @contextmanager
+    def sessions():
+        db = factory()
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        finally:
+            db.close()
+    return sessions
+
+
+@pytest.fixture
+def ps_env(ps_settings, test_sessions) -> PsEnv:
+    settings, pm = ps_settings()
+    ctx = service.Context(sessions=test_sessions, settings=settings, pm=pm, actor="test")
+    return PsEnv(settings, pm, ctx, Path(settings["eportal.data_dir"]))
+
+
+@pytest.fixture
+def ps_client(ps_settings, engine, dbconnection, dbsession):
+    """``ps_client(**settings)`` -> WebTest client of a fresh app joined to the test transaction."""
+    def build(**overrides):
+        settings, pm = ps_settings(**overrides)
+        app = make_app(settings, pm, engine=engine)
+        registry = app.registry
+        registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
+                                                     expire_on_commit=False)
+        registry["db_read"] = lambda: nullcontext(dbconnection)
+        registry["checkins"].bind, registry["checkins"].autostart = dbconnection, False
+        registry[RUNNER].inline = True  # the requests share one connection: no second thread on it
+        client = webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
+        client.settings = settings
+        return client
+    return build
+
+
+# --- real servers --------------------------------------------------------------------------------
+
+#: ini settings of the test servers: quick retries, and no scheduled poll during a test
+LIVE_SETTINGS = {"patch_source.retries": "1", "patch_source.retry_backoff_seconds": "0",
+                 "patch_source.poll_minutes": "1440"}
+
+
+@pytest.fixture(scope="module")
+def start_ps_server(request, tmp_path_factory):
+    """``start_ps_server("sqlite" | "postgresql", **ini)`` -> a started ``LiveServer`` (``eportal serve``
+    with this plugin installed) on a fresh database; all are stopped when the module ends."""
+    from eportal_core.testing import new_database_url
+    from eportal_core.testing_live import LiveServer, LiveServerError
+    started = []
+
+    def start(backend: str = "sqlite", **settings) -> LiveServer:
+        url = None if backend == "sqlite" else new_database_url(request, backend, tmp_path_factory)
+        server = LiveServer(tmp_path_factory.mktemp(f"ps-live-{backend}"), sqlalchemy_url=url,
+                            settings={**LIVE_SETTINGS, **settings})
+        started.append(server)
+        try:
+            server.start()
+        except LiveServerError as exc:
+            server.stop()
+            pytest.fail(f"eportal serve on {backend} did not start: {exc}", pytrace=False)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
