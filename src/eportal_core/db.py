@@ -75,7 +75,7 @@ def commit_veto(request, response) -> bool:
 def wants_transaction(request) -> bool:
     """pyramid_tm's activate hook: the agent hot paths that never touch request.dbsession (listed
     by their modules in registry["eportal.transactionless"]) skip the transaction machinery."""
-    path = request.path_info
+    path = request.environ.get("PATH_INFO", "")  # raw: request.path_info raises on bytes that are not UTF-8
     return not any(pattern.match(path) for pattern in request.registry.get("eportal.transactionless", ()))
 
 
