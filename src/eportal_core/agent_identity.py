@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from .clientip import client_ip
-from .models import MAIN_FEED, Feed, Key, Server, utcnow
+from .models import MAIN_FEED, Feed, utcnow
 from .security import basic_credentials
 from .services.agents import KERNEL_ID_RE, valid_server_id
 
@@ -19,11 +19,6 @@ class Agent:
     key_id: int | None
     #: the feed of the server's key (``main`` when the key is gone)
     feed_id: int
-
-
-_LOOKUP = (select(Server.id, Server.key_id, Key.feed_id)
-           .outerjoin(Key, Key.id == Server.key_id)
-           .where(Server.server_id == bindparam("sid")))
 
 
 def identify_agent(request, *, server_id: str | None = None, kernel_id: str | None = None,
@@ -38,8 +33,7 @@ def identify_agent(request, *, server_id: str | None = None, kernel_id: str | No
         server_id = creds[0] if creds else None
     if not valid_server_id(server_id):
         return None
-    with request.registry["db_read"]() as conn:
-        row = conn.execute(_LOOKUP, {"sid": server_id}).first()
+    row = request.registry["agent_directory"].lookup(server_id)
     if row is None:
         return None
     agent = Agent(row[0], server_id, row[1], row[2] if row[2] is not None else main_feed_id(request.registry))

@@ -72,6 +72,13 @@ def commit_veto(request, response) -> bool:
     return not (request.environ.get(KEEP_WRITES_ON_FORBIDDEN) and isinstance(request.exception, HTTPForbidden))
 
 
+def wants_transaction(request) -> bool:
+    """pyramid_tm's activate hook: the agent hot paths that never touch request.dbsession (listed
+    by their modules in registry["eportal.transactionless"]) skip the transaction machinery."""
+    path = request.environ.get("PATH_INFO", "")  # raw: request.path_info raises on bytes that are not UTF-8
+    return not any(pattern.match(path) for pattern in request.registry.get("eportal.transactionless", ()))
+
+
 def get_tm_session(session_factory: sessionmaker, transaction_manager, request=None) -> Session:
     """A session joined to ``transaction_manager``: it commits or aborts with it."""
     dbsession = session_factory(info={"request": request})
@@ -84,6 +91,7 @@ def includeme(config):
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
     settings["tm.commit_veto"] = "eportal_core.db.commit_veto"
+    settings["tm.activate_hook"] = "eportal_core.db.wants_transaction"
     config.include("pyramid_tm")
     engine = config.registry.get("dbengine")
     if engine is None:

@@ -1,5 +1,13 @@
-"""Process-wide parts of the agent path: the read connection factory and the check-in buffer."""
+"""Process-wide parts of the agent path: the server directory, the read connection factory and
+the check-in buffer."""
+import re
+
+from .agent_directory import AgentDirectory
+from .db import make_engine
 from .services.checkins import CheckinBuffer
+
+#: agent requests that never touch request.dbsession, so pyramid_tm need not open a transaction
+TRANSACTIONLESS = [re.compile(r"^/admin/api/kcare/checkin$")]
 
 
 def includeme(config):
@@ -7,5 +15,9 @@ def includeme(config):
     engine = registry["dbengine"]
     # agent lookups read outside the request's (write) transaction; tests swap in their connection
     registry["db_read"] = engine.connect
+    # its own small engine: every worker thread keeps one connection of it for the hot lookup
+    registry["agent_directory"] = AgentDirectory(make_engine(registry.settings["sqlalchemy.url"], pool_size=32,
+                                                             max_overflow=32))
+    registry.setdefault("eportal.transactionless", []).extend(TRANSACTIONLESS)
     interval = registry.settings.get("eportal.checkins.flush_seconds") or 1
     registry["checkins"] = CheckinBuffer(engine, registry.pm, interval=interval)

@@ -19,6 +19,16 @@ def alembic_config(connection=None) -> Config:
     return cfg
 
 
+def include_object_for(dialect_name: str):
+    """Alembic ``include_object`` for comparing the models with a database of ``dialect_name``:
+    leaves out model indexes that exist on another database only (``Index(...).ddl_if(dialect=...)``,
+    e.g. PostgreSQL's ``varchar_pattern_ops`` index), which Alembic's comparison does not know about."""
+    def include_object(obj, name, type_, reflected, compare_to):
+        cond = getattr(obj, "_ddl_if", None) if type_ == "index" and not reflected else None
+        return cond is None or cond.dialect is None or cond.dialect == dialect_name
+    return include_object
+
+
 def upgrade(engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` and make sure ``main`` exists; safe to run again."""
     with writer(engine).begin() as conn:

@@ -209,11 +209,13 @@ def testapp(app, dbconnection, dbsession):
     registry["db_read"] = lambda: nullcontext(dbconnection)
     registry.pop("main_feed_id", None)
     checkins.bind, checkins.autostart = dbconnection, False
+    registry["agent_directory"].connection = dbconnection
     try:
         yield webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
     finally:
         checkins.flush()
         checkins.bind, checkins.autostart = None, True
+        registry["agent_directory"].connection = None
         for name, value in saved.items():
             if value is None:
                 registry.pop(name, None)

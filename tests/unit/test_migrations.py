@@ -22,7 +22,8 @@ def fresh_engine(request, backend, tmp_path_factory):
 
 def schema_differences(engine) -> list:
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                     "include_object": migrate.include_object_for(conn.dialect.name)})
         return compare_metadata(ctx, Base.metadata)
 
 

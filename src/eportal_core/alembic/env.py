@@ -11,8 +11,9 @@ target_metadata = Base.metadata
 def run_migrations_online():
     if connectable is None:
         raise RuntimeError("run migrations through `eportal migrate`, which passes the connection")
+    from eportal_core.migrate import include_object_for
     context.configure(connection=connectable, target_metadata=target_metadata, render_as_batch=True,
-                      compare_type=True)
+                      compare_type=True, include_object=include_object_for(connectable.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
 

@@ -45,6 +45,12 @@ class Server(Base):
     __table_args__ = (
         # a key's server list sorted by check-in, and the per-key counts of the start page
         Index("ix_servers_key_id_checkin", "key_id", "checkin"),
+        # a key's server list in the default order, newest registration first (migration 0002)
+        Index("ix_servers_key_id_registered", "key_id", "registered"),
+        # hostname LIKE 'web-01%' on PostgreSQL whatever the database collation (migration 0002);
+        # SQLite gets a range on ix_servers_hostname instead (services.servers.like_conditions)
+        Index("ix_servers_hostname_pattern", "hostname",
+              postgresql_ops={"hostname": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
     )
 
 

@@ -113,9 +113,12 @@ class CheckinBuffer:
         for columns, rows in groups.items():
             values = {c: bindparam(f"v_{c}") for c in columns}
             if "patch_level" in columns and "checkin" in columns:
-                level = bindparam("v_patch_level")
+                # typed: PostgreSQL cannot infer the type of a parameter that is only compared with NULL
+                # ("could not determine data type of parameter"), and then no check-in was ever written
+                level = bindparam("v_patch_level", type_=Server.__table__.c.patch_level.type)
                 values["updated"] = case(
-                    ((Server.patch_level.is_(None) & level.is_not(None)) | (Server.patch_level != level), bindparam("v_checkin")),
+                    ((Server.patch_level.is_(None) & level.is_not(None)) | (Server.patch_level != level),
+                     bindparam("v_checkin", type_=Server.__table__.c.checkin.type)),
                     else_=Server.updated)
             stmt = update(Server.__table__).where(Server.__table__.c.id == bindparam("pk")).values(**values)
             conn.execute(stmt, rows)

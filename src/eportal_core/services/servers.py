@@ -6,14 +6,14 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, false, func, or_, select
+from sqlalchemy import Boolean, and_, delete, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Feed, Key, Server, utcnow
+from ..models import Feed, Key, Server, ServerTag, utcnow
 from . import ServiceError, audit
 from .events import notify
 from .levels import latest_level_subquery, latest_levels, patch_status
-from .tags import apply_tags, tag_condition
+from .tags import apply_tags, tag_condition, tag_rows
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 MAX_LIMIT = 10000
@@ -24,6 +24,10 @@ SORTS = {
     "ip": Server.ip, "euname": Server.euname, "updated": Server.updated, "id": Server.id,
 }
 NO_KEY = "(none)"
+#: a tag or feed of at least this many servers is "common": SQLite then reads a page in its sort order
+#: (or through another filter's index) and checks the tag or feed per server, instead of collecting
+#: and sorting every server that has it (see tag_condition and ServerFilter.conditions)
+COMMON_ROWS = 5000
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class ServerFilter:
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) in (None, []) for f in fields(self))
 
-    def conditions(self, db: Session, now: datetime | None = None) -> list:
+    def conditions(self, db: Session, now: datetime | None = None, *, counting: bool = False) -> list:
+        """SQL conditions; ``counting``: for a count, not a page (no sort order to read along)."""
         now = now or utcnow()
         cond = list(self.extra)
         if self.key == NO_KEY:
@@ -105,13 +110,24 @@ class ServerFilter:
             cond.append(Server.key_id == key_id if key_id is not None else false())
         if self.feed is not None:
             feed_keys = select(Key.id).join(Feed, Feed.id == Key.feed_id).where(Feed.name == self.feed)
-            cond.append(Server.key_id.in_(feed_keys))
+            in_feed = Server.key_id.in_(feed_keys)
+            others = not counting or any(getattr(self, f.name) not in (None, []) for f in fields(self) if f.name != "feed")
+            if others and db.get_bind().dialect.name == "sqlite" and _at_least(db, COMMON_ROWS, Server.__table__, in_feed):
+                # a feed usually holds most of the fleet: tell SQLite (which has no statistics) that,
+                # so it reads another filter's index or the sort order instead of the feed's keys
+                # (1M servers, feed + hostname: 1.5 s -> 1 ms; a page of the feed: 175 -> 1 ms). Not
+                # for counting the feed alone: its keys' index is then the cheapest way through.
+                in_feed = func.likely(in_feed, type_=Boolean)
+            cond.append(in_feed)
         for name, column in (("hostname", Server.hostname), ("ip", Server.ip)):
             value = getattr(self, name)
             if value is not None:
                 cond.extend(like_conditions(db, column, value) if "%" in value else [column == value])
         if self.tag is not None:
-            cond.append(tag_condition(self.tag))
+            # PostgreSQL plans both forms alike from its statistics; SQLite has none and needs telling
+            common = db.get_bind().dialect.name == "sqlite" and _at_least(db, COMMON_ROWS, ServerTag.__table__,
+                                                                          *tag_rows(self.tag))
+            cond.append(tag_condition(self.tag, correlated=common))
         if self.kernel is not None:
             if "%" in self.kernel:
                 cond.extend(like_conditions(db, Server.euname, self.kernel))
@@ -130,6 +146,12 @@ class ServerFilter:
             updated = and_(latest.is_not(None), Server.patch_level.is_not(None), Server.patch_level >= latest)
             cond.append(updated if self.is_updated else ~updated)
         return cond
+
+
+def _at_least(db: Session, n: int, table, *conditions) -> bool:
+    """At least ``n`` rows of ``table`` match (reads at most ``n`` index entries)."""
+    sample = select(literal(1)).select_from(table).where(*conditions).limit(n).subquery()
+    return (db.scalar(select(func.count()).select_from(sample)) or 0) >= n
 
 
 def like_conditions(db: Session, column, pattern: str) -> list:
@@ -167,7 +189,14 @@ def parse_paging(params, default_limit: int = 10) -> tuple[int, int]:
 
 
 def count_servers(db: Session, flt: ServerFilter) -> int:
-    return db.scalar(select(func.count()).select_from(Server).where(*flt.conditions(db))) or 0
+    if flt.tag is not None and all(getattr(flt, f.name) in (None, []) for f in fields(flt) if f.name != "tag"):
+        # a tag alone: its own index answers, without a probe per tagged server (1M servers, a tag on
+        # 350k: 0.6 s on SQLite, 0.3 s on PostgreSQL otherwise). Tag rows go with their server (ON
+        # DELETE CASCADE), and with a value there is one row per server, so the rows are the servers.
+        rows = tag_rows(flt.tag)
+        counted = func.count() if len(rows) == 2 else func.count(ServerTag.server_pk.distinct())
+        return db.scalar(select(counted).select_from(ServerTag).where(*rows)) or 0
+    return db.scalar(select(func.count()).select_from(Server).where(*flt.conditions(db, counting=True))) or 0
 
 
 def find_servers(db: Session, flt: ServerFilter, *, sort: str = "id", descending: bool = True,
@@ -177,7 +206,7 @@ def find_servers(db: Session, flt: ServerFilter, *, sort: str = "id", descending
     order = [column.desc(), Server.id.desc()] if descending else [column.asc(), Server.id.asc()]
     conditions = flt.conditions(db)
     servers = db.scalars(select(Server).where(*conditions).order_by(*order).limit(limit).offset(offset)).all()
-    count = (db.scalar(select(func.count()).select_from(Server).where(*conditions)) or 0) if with_count else len(servers)
+    count = count_servers(db, flt) if with_count else len(servers)
     return Page(records(db, servers), count, limit, offset)
 
 

@@ -52,16 +52,26 @@ def apply_tags(db, server, text: str | None) -> None:
     server.tags = format_tags(tags)
 
 
-def tag_condition(text: str):
-    """SQL condition for servers carrying tag ``name`` (any value) or ``name:value``.
-
-    ``id IN (tagged servers)`` rather than a correlated EXISTS: the database can start from the
-    (name, value) index, so a rare tag is found at once even among a million servers."""
-    from sqlalchemy import select
-
-    from ..models import Server
+def tag_rows(text: str) -> list:
+    """Conditions on ``server_tags`` rows for the filter ``name`` (any value) or ``name:value``."""
     name, sep, value = text.strip().partition(":")
     cond = [ServerTag.name == name.strip()]
     if sep:
         cond.append(ServerTag.value == value.strip())
-    return Server.id.in_(select(ServerTag.server_pk).where(*cond))
+    return cond
+
+
+def tag_condition(text: str, *, correlated: bool = False):
+    """SQL condition for servers carrying tag ``name`` (any value) or ``name:value``.
+
+    By default ``id IN (tagged servers)``: the database can start from the (name, value) index,
+    so a rare tag is found at once even among a million servers. ``correlated=True`` gives
+    ``EXISTS (tag row of this server)`` instead, for a tag that many servers carry: a page of them
+    is then read in the page's order, one primary-key probe per server, instead of sorting every
+    tagged server first (SQLite plans the IN form that way: 0.9 s for a tag on 350k of 1M servers)."""
+    from sqlalchemy import exists, select
+
+    from ..models import Server
+    if correlated:
+        return exists().where(ServerTag.server_pk == Server.id, *tag_rows(text))
+    return Server.id.in_(select(ServerTag.server_pk).where(*tag_rows(text)))

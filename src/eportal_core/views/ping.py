@@ -4,6 +4,8 @@ A liveness probe for load balancers (is the process up and serving?), and the ba
 ``bench/fleet_bench.py`` compares the agent check-in path with. It touches no database and no
 session (``/admin/health`` is the readiness check that queries the database).
 """
+import re
+
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
@@ -19,3 +21,5 @@ def ping(request):
 
 def includeme(config):
     config.add_route("ping", "/admin/ping")
+    # no database, so no transaction either (pyramid_tm's activate hook, see db.wants_transaction)
+    config.registry.setdefault("eportal.transactionless", []).append(re.compile(r"^/admin/ping$"))

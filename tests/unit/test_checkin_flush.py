@@ -1,0 +1,26 @@
+"""The coalesced check-in writer with a batch like a real fleet's: several servers in one
+executemany, the first of them without a patch level (PostgreSQL once refused the whole batch:
+"could not determine data type of parameter", and no check-in was ever written)."""
+from eportal_core.models import Server, utcnow
+from eportal_core.services import agents, keys
+from eportal_core.services.checkins import CheckinBuffer
+
+
+def test_a_mixed_batch_is_written_on_both_databases(dbsession, dbconnection, engine):
+    keys.create_key(dbsession, "kf")
+    servers = [agents.register(dbsession, "kf", hostname=f"h{n}").server for n in range(4)]
+    dbsession.commit()
+    buf = CheckinBuffer(engine)
+    buf.bind, buf.autostart = dbconnection, False
+    now = utcnow()
+    for n, s in enumerate(servers):
+        level = None if n % 2 == 0 else n   # the agent's -1 ("no patches") is stored as None
+        buf.record(s.id, s.server_id, {"checkin": now, "ip": f"10.0.0.{n}", "patch_level": level, "uptime": 100 + n})
+    assert buf.flush() == 4
+    assert buf.errors == 0
+    dbsession.expire_all()
+    rows = {s.id: dbsession.get(Server, s.id) for s in servers}
+    assert [rows[s.id].ip for s in servers] == ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert [rows[s.id].patch_level for s in servers] == [None, 1, None, 3]
+    # the level changed from none to 1 and 3: "updated" is the check-in time; unchanged levels keep it empty
+    assert [rows[s.id].updated is not None for s in servers] == [False, True, False, True]
