@@ -42,11 +42,6 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def is_sqlite(engine_or_session) -> bool:
-    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
-    return bind.dialect.name == "sqlite"
-
-
 def writer(engine: sa.Engine) -> sa.Engine:
     """The same engine, but its transactions start with ``BEGIN IMMEDIATE`` on SQLite."""
     return engine.execution_options(sqlite_begin="IMMEDIATE")
