@@ -119,11 +119,19 @@ def source_summary(info, labels: dict) -> dict | None:
             "password_set": bool(info.password), "is_http": info.type == "http"}
 
 
+def _without_name(name: str, error: str) -> str:
+    """The page names the patchset already: "K…: K… was refused: why" reads as "K… refused: why"."""
+    for prefix in (f"{name} was refused: ", f"{name}: "):
+        if error.startswith(prefix):
+            return error[len(prefix):]
+    return error
+
+
 def poll_summary(state: PollState) -> dict | None:
     if not state.started:
         return None
-    failures = [{"name": name, "error": f.get("error", ""), "kind": f.get("kind", FAILED), "at": f.get("at", "")}
-                for name, f in sorted(state.failures.items())]
+    failures = [{"name": name, "error": _without_name(name, f.get("error", "")), "kind": f.get("kind", FAILED),
+                 "at": f.get("at", "")} for name, f in sorted(state.failures.items())]
     return {"started": state.started, "finished": state.finished or "", "trigger": state.trigger,
             "error": sentence(state.error) if state.error else "", "failures": failures,
             "problems": state.problems, "listed": state.listed, "ok": state.ok,

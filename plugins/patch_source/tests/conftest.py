@@ -44,6 +44,14 @@ class UpstreamArchives:
     corrupt: dict
 
 
+@pytest.fixture(autouse=True)
+def upstream_not_through_a_proxy(monkeypatch):
+    """The test upstream is on 127.0.0.1: a proxy in the environment (a CI runner's) must not get
+    those requests. Tests about proxies set their own."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
 @pytest.fixture(scope="session")
 def upstream_archives(patch_archives, tmp_path_factory) -> UpstreamArchives:
     base = tmp_path_factory.mktemp("corrupt-archives")
@@ -134,6 +142,9 @@ def start_ps_server(request, tmp_path_factory):
     from eportal_core.testing import new_database_url
     from eportal_core.testing_live import LiveServer, LiveServerError
     started = []
+    env = pytest.MonkeyPatch()  # the servers inherit the environment: keep their upstream requests local
+    env.setenv("no_proxy", "127.0.0.1,localhost")
+    env.setenv("NO_PROXY", "127.0.0.1,localhost")
 
     def start(backend: str = "sqlite", **settings) -> LiveServer:
         url = None if backend == "sqlite" else new_database_url(request, backend, tmp_path_factory)
@@ -150,3 +161,4 @@ def start_ps_server(request, tmp_path_factory):
     yield start
     for server in started:
         server.stop()
+    env.undo()
