@@ -15,7 +15,6 @@ import ipaddress
 import json
 import logging
 from pathlib import Path
-from urllib.parse import unquote_to_bytes
 
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
@@ -23,6 +22,7 @@ from pyramid.view import view_config
 
 from ..agent_identity import identify_agent
 from ..clientip import client_ip
+from ..request_params import ParamError, read_params
 from ..security import basic_credentials
 from ..services import ServiceError, agents
 from ..services.keys import KEY_NAME_RE
@@ -84,62 +84,16 @@ def guarded(view):
     return wrapper
 
 
-def _parse_urlencoded(body: bytes) -> list[tuple[str, str]]:
-    """``a=1&b=%C3%A9`` strictly as UTF-8 (WebOb would silently put U+FFFD in place of bad bytes)."""
-    pairs = []
-    for part in body.split(b"&"):
-        if not part:
-            continue
-        name, _, value = part.partition(b"=")
-        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8"),
-                      unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")))
-    return pairs
-
-
 def agent_params(request) -> dict:
     """The request's parameters from the query string, a form body or a JSON object body, merged
-    (the body wins). 400 on a JSON body that is not an object and on input that is not UTF-8;
-    413 on a body larger than an agent ever sends; 415 on other body types."""
-    params: dict = {}
+    (the body wins); refused input becomes its 4xx answer (request_params.read_params)."""
     try:
-        # WebOb decodes the query lazily and raises UnicodeDecodeError on bad bytes
-        params.update(request.GET.items())
-    except UnicodeDecodeError:
-        raise BadInput("bad-encoding", "the query string is not valid UTF-8") from None
-    if request.method not in ("POST", "PUT", "PATCH"):
-        return params
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadInput("too-large", f"the request body is larger than {MAX_BODY} bytes", 413)
-    body = request.body
-    if len(body) > MAX_BODY:
-        raise BadInput("too-large", f"the request body is larger than {MAX_BODY} bytes", 413)
-    if not body.strip():
-        return params
-    ctype = (request.content_type or "").lower()
-    if ctype == "application/json" or ctype.endswith("+json") or (not ctype and body.lstrip()[:1] in (b"{", b"[")):
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise BadInput("bad-encoding", "the JSON body is not valid UTF-8") from None
-        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
-            raise BadInput("bad-json", f"the body is not valid JSON: {str(exc)[:80]}") from None
-        if not isinstance(data, dict):
-            raise BadInput("bad-json", "the JSON body must be an object like {\"server_id\": \"...\"}")
-        params.update(data)
-    elif ctype in ("application/x-www-form-urlencoded", ""):
-        try:
-            params.update(_parse_urlencoded(body))
-        except UnicodeDecodeError:
-            raise BadInput("bad-encoding", "the form body is not valid UTF-8") from None
-    elif ctype == "multipart/form-data":
-        for name, value in request.POST.items():
-            if not isinstance(value, str):
-                raise BadInput("bad-param", f"{str(name)[:40]} must be text, not a file")
-            if "\ufffd" in value:  # WebOb's stand-in for bytes that were not UTF-8
-                raise BadInput("bad-encoding", "the form body is not valid UTF-8")
-            params[name] = value
-    else:
-        raise BadInput("unsupported-media-type", "send a form (application/x-www-form-urlencoded) or a JSON object", 415)
+        query, body = read_params(request, max_body=MAX_BODY, example='{"server_id": "..."}')
+    except ParamError as exc:
+        raise BadInput(exc.slug, exc.message, exc.status) from None
+    params = dict(query)
+    if body:
+        params.update(body)
     return params
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-from urllib.parse import unquote_to_bytes
 
 from pyramid.csrf import check_csrf_origin, check_csrf_token
 from pyramid.response import Response
@@ -25,11 +24,11 @@ from pyramid.view import view_config
 from sqlalchemy.exc import IntegrityError
 
 from ..permissions import Permission
+from ..request_params import SAFE_METHODS, ParamError, read_params
 from ..services import ServiceError
 
 #: a script sends at most a few kilobytes of parameters
 MAX_BODY = 1024 * 1024
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 #: route name -> (pattern, methods served); the 405 fallback answers every other method
@@ -105,18 +104,6 @@ def _scalar(name: str, value) -> str | None:
     raise ApiError("bad-param", f"{name[:40]} must be text or a number, not a list or an object")
 
 
-def _parse_urlencoded(body: bytes) -> list[tuple[str, str]]:
-    """``a=1&b=%C3%A9`` strictly as UTF-8 (WebOb would silently put U+FFFD in place of bad bytes)."""
-    pairs = []
-    for part in body.split(b"&"):
-        if not part:
-            continue
-        name, _, value = part.partition(b"=")
-        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8"),
-                      unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")))
-    return pairs
-
-
 def api_params(request, repeatable: tuple[str, ...] = ()) -> dict[str, str]:
     """The request's parameters as text: query string, then a form or JSON object body (the body
     wins). 400 for a JSON body that is not an object and for input that is not UTF-8, 413 for a
@@ -130,51 +117,20 @@ def api_params(request, repeatable: tuple[str, ...] = ()) -> dict[str, str]:
         else:
             params[name] = value
     try:
-        # WebOb decodes the query lazily and raises UnicodeDecodeError on bad bytes
-        for name, value in request.GET.items():
-            put(name, value)
-    except UnicodeDecodeError:
-        raise ApiError("bad-encoding", "the query string is not valid UTF-8") from None
-    if request.method in SAFE_METHODS:
-        return params
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError("too-large", f"the request body is larger than {MAX_BODY} bytes", 413)
-    body = request.body
-    if len(body) > MAX_BODY:
-        raise ApiError("too-large", f"the request body is larger than {MAX_BODY} bytes", 413)
-    if not body.strip():
-        return params
-    ctype = (request.content_type or "").lower()
-    if ctype == "application/json" or ctype.endswith("+json") or (not ctype and body.lstrip()[:1] in (b"{", b"[")):
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ApiError("bad-encoding", "the JSON body is not valid UTF-8") from None
-        except ValueError as exc:
-            raise ApiError("bad-json", f"the body is not valid JSON: {str(exc)[:80]}") from None
-        if not isinstance(data, dict):
-            raise ApiError("bad-json", 'the JSON body must be an object like {"hostname": "web1"}')
-        for name, value in data.items():
+        query, body = read_params(request, max_body=MAX_BODY, example='{"hostname": "web1"}')
+    except ParamError as exc:
+        raise ApiError(exc.slug, exc.message, exc.status) from None
+    for name, value in query:
+        put(name, value)
+    if isinstance(body, dict):
+        for name, value in body.items():
             for item in value if name in repeatable and isinstance(value, list) else [value]:
                 text = _scalar(name, item)
                 if text is not None:
                     put(name, text)
-    elif ctype in ("application/x-www-form-urlencoded", ""):
-        try:
-            for name, value in _parse_urlencoded(body):
-                put(name, value)
-        except UnicodeDecodeError:
-            raise ApiError("bad-encoding", "the form body is not valid UTF-8") from None
-    elif ctype == "multipart/form-data":
-        for name, value in request.POST.items():
-            if not isinstance(value, str):
-                raise ApiError("bad-param", f"{str(name)[:40]} must be text, not a file")
-            if "\ufffd" in value:  # WebOb's stand-in for bytes that were not UTF-8
-                raise ApiError("bad-encoding", "the form body is not valid UTF-8")
+    elif body:
+        for name, value in body:
             put(name, value)
-    else:
-        raise ApiError("unsupported-media-type",
-                       "send parameters in the query, as a form (application/x-www-form-urlencoded) or as a JSON object", 415)
     return params
 
 
