@@ -18,13 +18,12 @@ from eportal_core.permissions import Permission
 from eportal_core.services import deploy
 from eportal_core.services import feeds as feeds_service
 from eportal_core.views.api import (
-    ALL_METHODS,
     ApiError,
     actor,
+    add_api_routes,
     api_guard,
     api_params,
     bool_param,
-    error_response,
     json_response,
     text_param,
 )
@@ -137,21 +136,7 @@ def manage_patchsets(request):
     return json_response({"result": "ok"})
 
 
-def method_not_allowed(context, request):
-    """Any other method: 405 with ``Allow``, like the core's API routes."""
-    allowed = ROUTES[request.matched_route.name][1]
-    resp = error_response(request, "method-not-allowed", f"use {' or '.join(allowed)}", 405)
-    resp.headers["Allow"] = ", ".join(allowed)
-    return resp
-
-
 def includeme(config):
-    for name, (pattern, methods) in ROUTES.items():
-        config.add_route(name, pattern)
-        others = tuple(m for m in ALL_METHODS if m not in methods and not (m == "HEAD" and "GET" in methods))
-        # as the core's: MANAGE so nobody learns more than the real views tell them (anonymous 401,
-        # readonly 403); CSRF off as on every API view, but api_guard still checks session callers
-        config.add_view(method_not_allowed, route_name=name, request_method=others, permission=Permission.MANAGE,
-                        require_csrf=False, decorator=api_guard)
+    add_api_routes(config, ROUTES)
     add_api_paths(config, "feeds", openapi_paths(), schemas={"Feed": FEED_RECORD}, tags=("feeds", "patchsets"))
     config.scan(__name__)

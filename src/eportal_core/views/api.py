@@ -175,19 +175,24 @@ def openapi_document(context, request):
     return json_response(build_document(request))
 
 
-def method_not_allowed(context, request):
-    allowed = ROUTES[request.matched_route.name][1]
-    resp = error_response(request, "method-not-allowed", f"use {' or '.join(allowed)}", 405)
-    resp.headers["Allow"] = ", ".join(allowed)
-    return resp
+def add_api_routes(config, routes: dict) -> None:
+    """Add ``{name: (pattern, methods)}`` routes, each with a 405 + ``Allow`` answer for the other
+    methods (the core's API and plugins' APIs alike)."""
+    def method_not_allowed(context, request):
+        allowed = routes[request.matched_route.name][1]
+        resp = error_response(request, "method-not-allowed", f"use {' or '.join(allowed)}", 405)
+        resp.headers["Allow"] = ", ".join(allowed)
+        return resp
+
+    for name, (pattern, methods) in routes.items():
+        config.add_route(name, pattern)
+        others = tuple(m for m in ALL_METHODS if m not in methods and not (m == "HEAD" and "GET" in methods))
+        # Permission MANAGE so that nobody learns more than the real views tell them (anonymous
+        # 401, readonly 403); CSRF off as on every API view (token and Basic clients carry no
+        # session), but api_guard still checks session callers.
+        config.add_view(method_not_allowed, route_name=name, request_method=others, permission=Permission.MANAGE,
+                        require_csrf=False, decorator=api_guard)
 
 
 def includeme(config):
-    for name, (pattern, methods) in ROUTES.items():
-        config.add_route(name, pattern)
-        others = tuple(m for m in ALL_METHODS if m not in methods and not (m == "HEAD" and "GET" in methods))
-        # any other method: 405 with Allow. Permission MANAGE so that nobody learns more than the
-        # real views tell them (anonymous 401, readonly 403); CSRF off as on every API view
-        # (token and Basic clients carry no session), but api_guard still checks session callers.
-        config.add_view(method_not_allowed, route_name=name, request_method=others, permission=Permission.MANAGE,
-                        require_csrf=False, decorator=api_guard)
+    add_api_routes(config, ROUTES)
