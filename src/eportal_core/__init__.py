@@ -1,6 +1,7 @@
 """eportal: an on-premises console that serves live kernel patches to fleets of Linux servers."""
 from pyramid.config import Configurator
 
+from . import agent_lane
 from .appconfig import load_settings
 
 
@@ -38,4 +39,4 @@ def make_app(settings, pm, *, engine=None):
         config.include(".views.patches")  # agent patch downloads: latest.v2, version, kpatch.info, files
         pm.hook.eportal_includeme(config=config)     # plugins add their routes and views
         config.scan(".views")
-    return config.make_wsgi_app()
+    return agent_lane.wrap(config.make_wsgi_app())

@@ -27,17 +27,13 @@ class AgentDirectory:
         if self.connection is not None:
             return self.connection.exec_driver_sql(self.sql, (server_id,)).first()
         for attempt in (1, 2):
-            conn = self._thread_connection()
+            conn, cur = self._thread_cursor()
             try:
-                cur = conn.cursor()
-                try:
-                    cur.execute(self.sql, (server_id,))
-                    return cur.fetchone()
-                finally:
-                    cur.close()
+                cur.execute(self.sql, (server_id,))
+                return cur.fetchone()
             except self.engine.dialect.loaded_dbapi.Error:
                 # a broken connection (database restarted): drop it and try once on a new one
-                self._local.conn = None
+                self._local.conn = self._local.cursor = None
                 try:
                     conn.invalidate()
                 except Exception:
@@ -46,11 +42,13 @@ class AgentDirectory:
                     raise
         return None
 
-    def _thread_connection(self):
+    def _thread_cursor(self):
+        """This thread's (pooled connection, DB-API cursor): kept for the thread's life, reused."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self.engine.raw_connection()
             if self.engine.dialect.name != "sqlite":
                 conn.dbapi_connection.autocommit = True  # each SELECT sees committed rows; no idle transaction
             self._local.conn = conn
-        return conn
+            self._local.cursor = conn.dbapi_connection.cursor()
+        return conn, self._local.cursor

@@ -1,13 +1,8 @@
 """Process-wide parts of the agent path: the server directory, the read connection factory and
 the check-in buffer."""
-import re
-
 from .agent_directory import AgentDirectory
 from .db import make_engine
 from .services.checkins import CheckinBuffer
-
-#: agent requests that never touch request.dbsession, so pyramid_tm need not open a transaction
-TRANSACTIONLESS = [re.compile(r"^/admin/api/kcare/checkin$")]
 
 
 def includeme(config):
@@ -18,6 +13,5 @@ def includeme(config):
     # its own small engine: every worker thread keeps one connection of it for the hot lookup
     registry["agent_directory"] = AgentDirectory(make_engine(registry.settings["sqlalchemy.url"], pool_size=32,
                                                              max_overflow=32))
-    registry.setdefault("eportal.transactionless", []).extend(TRANSACTIONLESS)
     interval = registry.settings.get("eportal.checkins.flush_seconds") or 1
     registry["checkins"] = CheckinBuffer(engine, registry.pm, interval=interval)

@@ -24,9 +24,14 @@ def parse_urlencoded(body: bytes) -> list[tuple[str, str]]:
         if not part:
             continue
         name, _, value = part.partition(b"=")
-        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8"),
-                      unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")))
+        pairs.append((_unquote(name), _unquote(value)))
     return pairs
+
+
+def _unquote(raw: bytes) -> str:
+    if b"%" in raw or b"+" in raw:
+        raw = unquote_to_bytes(raw.replace(b"+", b" "))
+    return raw.decode("utf-8")  # strict: bad bytes raise UnicodeDecodeError
 
 
 def read_params(request, *, max_body: int, example: str) -> tuple[list[tuple[str, str]], dict | list | None]:

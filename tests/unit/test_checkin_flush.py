@@ -24,3 +24,26 @@ def test_a_mixed_batch_is_written_on_both_databases(dbsession, dbconnection, eng
     assert [rows[s.id].patch_level for s in servers] == [None, 1, None, 3]
     # the level changed from none to 1 and 3: "updated" is the check-in time; unchanged levels keep it empty
     assert [rows[s.id].updated is not None for s in servers] == [False, True, False, True]
+
+
+def test_checkin_times_written_by_driver_sql_compare_like_orm_ones(dbsession, dbconnection, engine):
+    """The flush writes through driver SQL with the column types' own bind processors: a time with
+    no microseconds must read back equal and compare right against ORM-written times (SQLite keeps
+    datetimes as text, so a different format would sort wrong)."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    keys.create_key(dbsession, "kt")
+    server = agents.register(dbsession, "kt", hostname="t1").server
+    dbsession.commit()
+    buf = CheckinBuffer(engine)
+    buf.bind, buf.autostart = dbconnection, False
+    whole = utcnow().replace(microsecond=0)
+    buf.record(server.id, server.server_id, {"checkin": whole, "ip": "10.0.0.9"})
+    buf.flush()
+    dbsession.expire_all()
+    assert dbsession.get(Server, server.id).checkin == whole
+    just_after = whole + timedelta(microseconds=1)
+    assert dbsession.scalar(select(func.count()).select_from(Server).where(
+        Server.id == server.id, Server.checkin < just_after, Server.checkin >= whole)) == 1

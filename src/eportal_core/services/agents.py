@@ -49,7 +49,7 @@ def parse_info(params) -> dict:
         value = str(value).strip()
         if len(value) > maxlen:
             raise ServiceError(f"{name} is too long (at most {maxlen} characters)")
-        if any(ord(c) < 32 for c in value):
+        if _CONTROL_CHARS.search(value):
             raise ServiceError(f"{name} must not contain control characters")
         if _has_surrogates(value):  # only a JSON "\ud800" makes one; no database can store it
             raise ServiceError(f"{name} must be valid Unicode text")
@@ -86,8 +86,12 @@ def parse_info(params) -> dict:
     return info
 
 
+_CONTROL_CHARS = re.compile("[\x00-\x1f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def _has_surrogates(text: str) -> bool:
-    return any("\ud800" <= c <= "\udfff" for c in text)
+    return _SURROGATES.search(text) is not None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import logging
 import threading
 from contextlib import nullcontext
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import select, update
 
 from ..db import writer
 from ..models import Server, ServerTag
@@ -109,19 +109,15 @@ class CheckinBuffer:
             fields = {k: v for k, v in values.items() if k not in ("server_id", "tags", "_attempts")}
             if "tags" in values:
                 tag_rows[pk] = values["tags"]
-            groups.setdefault(tuple(sorted(fields)), []).append({"pk": pk, **{f"v_{k}": v for k, v in fields.items()}})
+            groups.setdefault(tuple(sorted(fields)), []).append({"pk": pk, **fields})
         for columns, rows in groups.items():
-            values = {c: bindparam(f"v_{c}") for c in columns}
-            if "patch_level" in columns and "checkin" in columns:
-                # typed: PostgreSQL cannot infer the type of a parameter that is only compared with NULL
-                # ("could not determine data type of parameter"), and then no check-in was ever written
-                level = bindparam("v_patch_level", type_=Server.__table__.c.patch_level.type)
-                values["updated"] = case(
-                    ((Server.patch_level.is_(None) & level.is_not(None)) | (Server.patch_level != level),
-                     bindparam("v_checkin", type_=Server.__table__.c.checkin.type)),
-                    else_=Server.updated)
-            stmt = update(Server.__table__).where(Server.__table__.c.id == bindparam("pk")).values(**values)
-            conn.execute(stmt, rows)
+            sql, processors = _update_sql(conn.dialect, columns)
+            if processors:
+                for row in rows:
+                    for name, process in processors:
+                        row[name] = process(row[name])
+            # driver SQL: SQLAlchemy's per-row parameter handling cost more than the update itself
+            conn.exec_driver_sql(sql, rows)
         if tag_rows:  # a server removed since its contact has no row to tag
             table = Server.__table__
             alive = set(conn.execute(select(table.c.id).where(table.c.id.in_(list(tag_rows)))).scalars())
@@ -132,3 +128,31 @@ class CheckinBuffer:
             if tags:
                 conn.execute(ServerTag.__table__.insert(), [{"server_pk": pk, "name": n, "value": v} for n, v in tags])
             conn.execute(update(Server.__table__).where(Server.__table__.c.id == pk).values(tags=format_tags(tags)))
+
+
+_UPDATE_SQL: dict[tuple, tuple[str, list]] = {}
+
+
+def _update_sql(dialect, columns: tuple) -> tuple[str, list]:
+    """``UPDATE servers SET <columns> WHERE id = <pk>`` in the driver's named parameter style, and the
+    bind processors its values need (SQLite stores datetimes as text), built once per column set.
+
+    ``updated`` moves to the check-in time when the patch level changes (CAST: PostgreSQL cannot
+    infer the type of a parameter that is only compared with NULL)."""
+    cache_key = (dialect.name, columns)
+    if cache_key not in _UPDATE_SQL:
+        table = Server.__table__
+        mark = (lambda n: f":{n}") if dialect.paramstyle in ("named", "qmark") else (lambda n: f"%({n})s")
+        sets = [f"{dialect.identifier_preparer.quote(c)} = {mark(c)}" for c in columns]
+        if "patch_level" in columns and "checkin" in columns:
+            level = f"CAST({mark('patch_level')} AS INTEGER)"
+            sets.append(f"updated = CASE WHEN (patch_level IS NULL AND {level} IS NOT NULL) "
+                        f"OR patch_level <> {level} THEN {mark('checkin')} ELSE updated END")
+        processors = []
+        for c in columns:
+            process = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors.append((c, process))
+        sql = f"UPDATE servers SET {', '.join(sets)} WHERE id = {mark('pk')}"
+        _UPDATE_SQL[cache_key] = (sql, processors)
+    return _UPDATE_SQL[cache_key]

@@ -17,6 +17,14 @@ def _wants_json(request) -> bool:
     return path.startswith(API_PREFIX) or path == "/admin/health"
 
 
+def log_incident(method: str, path: str | None, exc: BaseException) -> str:
+    """Log an unexpected error with its traceback under a short random incident id (returned: the
+    user sees only the id, never the traceback)."""
+    incident = secrets.token_hex(4)
+    log.error("unexpected error %s on %s %s", incident, method, path, exc_info=exc)
+    return incident
+
+
 @notfound_view_config(renderer="eportal_core:templates/error.pt")
 def notfound(request):
     request.response.status_int = 404
@@ -70,8 +78,7 @@ def bad_path_encoding(exc, request):
 
 @exception_view_config(Exception, renderer="eportal_core:templates/error.pt")
 def unexpected(exc, request):
-    incident = secrets.token_hex(4)
-    log.error("unexpected error %s on %s %s", incident, request.method, request.environ.get("PATH_INFO"), exc_info=exc)
+    incident = log_incident(request.method, request.environ.get("PATH_INFO"), exc)
     request.response.status_int = 500
     if _wants_json(request):
         request.override_renderer = "json"
