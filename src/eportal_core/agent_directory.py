@@ -27,13 +27,17 @@ class AgentDirectory:
         if self.connection is not None:
             return self.connection.exec_driver_sql(self.sql, (server_id,)).first()
         for attempt in (1, 2):
-            conn, cur = self._thread_cursor()
+            conn = self._thread_connection()
             try:
-                cur.execute(self.sql, (server_id,))
-                return cur.fetchone()
+                cur = conn.cursor()
+                try:
+                    cur.execute(self.sql, (server_id,))
+                    return cur.fetchone()
+                finally:
+                    cur.close()
             except self.engine.dialect.loaded_dbapi.Error:
                 # a broken connection (database restarted): drop it and try once on a new one
-                self._local.conn = self._local.cursor = None
+                self._local.conn = None
                 try:
                     conn.invalidate()
                 except Exception:
@@ -42,13 +46,11 @@ class AgentDirectory:
                     raise
         return None
 
-    def _thread_cursor(self):
-        """This thread's (pooled connection, DB-API cursor): kept for the thread's life, reused."""
+    def _thread_connection(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self.engine.raw_connection()
             if self.engine.dialect.name != "sqlite":
                 conn.dbapi_connection.autocommit = True  # each SELECT sees committed rows; no idle transaction
             self._local.conn = conn
-            self._local.cursor = conn.dbapi_connection.cursor()
-        return conn, self._local.cursor
+        return conn

@@ -128,12 +128,32 @@ def test_blocked_and_missing_patchsets_cannot_be_enabled(dbsession, five):
     with pytest.raises(ServiceError, match=f"^patchset {missing.name} is not downloaded yet"):
         deploy.enable_upto(dbsession, main, missing)
     assert deploy.enabled_patchsets(dbsession, main) == []
-    # a later patchset skips them: levels are cumulative, so nothing is lost
+    # a later patchset does not jump the missing one (a gap): one rule for console, CLI, API and jobs
     later = add_patchset(dbsession, 12, {K0: 12})
-    assert names(deploy.enable_upto(dbsession, main, later)) == names(five) + [later.name]
+    with pytest.raises(ServiceError, match=f"^patchset {missing.name} comes before {later.name} and is not downloaded yet"):
+        deploy.enable_upto(dbsession, main, later)
+    assert deploy.enabled_patchsets(dbsession, main) == []
+    # up to the gap is fine, and a blocked one is never a gap
+    assert names(deploy.enable_upto(dbsession, main, five[-1])) == names(five)
+    assert deploy.first_gap(dbsession, "kernel") == missing
+    missing.downloaded = utcnow()
+    dbsession.flush()
+    assert deploy.first_gap(dbsession, "kernel") is None
+    assert names(deploy.enable_upto(dbsession, main, later)) == [missing.name, later.name]
     assert states(dbsession, main)[blocked.name] == "blocked"
-    assert states(dbsession, main)[missing.name] == "not-downloaded"
     assert latest_level(dbsession.connection(), main.id, K0) == 12
+
+
+def test_newest_before_gap_picks_per_product(dbsession):
+    a1 = add_patchset(dbsession, 1, {K0: 1})
+    a2 = add_patchset(dbsession, 2, {K0: 2}, downloaded=False)
+    a3 = add_patchset(dbsession, 3, {K0: 3})
+    b1 = add_patchset(dbsession, 1, {K1: 1}, product="other", serial=2)
+    b2 = add_patchset(dbsession, 2, {K1: 2}, product="other", serial=2)
+    gaps = deploy.gaps_by_product(dbsession)
+    assert gaps == {"kernel": a2}
+    newest = deploy.newest_before_gap([a1, a3, b1, b2], gaps)
+    assert newest == {"kernel": a1, "other": b2}
 
 
 def test_block_disables_everywhere_once_per_feed(dbsession, five, events):
@@ -198,7 +218,7 @@ def test_enabled_patchsets_are_always_a_prefix_and_latest_is_their_max(dbsession
             target, feed = patchsets[i], feeds[f]
             recorder.seen.clear()
             if action == "enable_upto":
-                if target.status == "blocked" or target.downloaded is None:
+                if target.status == "blocked" or target.downloaded is None or gap_before(patchsets, i):
                     with pytest.raises(ServiceError):
                         deploy.enable_upto(dbsession, feed, target, pm=pm)
                     continue
@@ -215,7 +235,7 @@ def test_enabled_patchsets_are_always_a_prefix_and_latest_is_their_max(dbsession
             elif action == "unblock":
                 was_blocked = target.status == "blocked"
                 expected = sorted(k for k in (0, 1) if was_blocked and target.downloaded is not None
-                                  and any(j > i for j in model[k]))
+                                  and any(j > i for j in model[k]) and not gap_before(patchsets, i))
                 changed_feeds = deploy.unblock(dbsession, target, pm=pm)
                 assert sorted(fd.name for fd in changed_feeds) == sorted(feeds[k].name for k in expected)
                 for k in expected:
@@ -233,6 +253,11 @@ def test_enabled_patchsets_are_always_a_prefix_and_latest_is_their_max(dbsession
             check_invariants(dbsession, feeds, patchsets, model)
     finally:
         savepoint.rollback()
+
+
+def gap_before(patchsets: list[Patchset], i: int) -> bool:
+    """A patchset before ``i`` that is known, not blocked and not downloaded: enabling ``i`` would skip it."""
+    return any(p.downloaded is None and p.status != "blocked" for p in patchsets[:i])
 
 
 def usable(p: Patchset) -> bool:

@@ -6,7 +6,8 @@ every archive arrives at once, so all of them are deployed together ``deploy_aft
 A patchset is *due* on a feed when it is downloaded, not blocked, new to the feed (never enabled
 or rolled back there) and ``downloaded + deploy_after <= now``. For each product the newest due
 patchset is enabled with :func:`services.deploy.enable_upto`, which enables everything before it
-in deploy order too (nothing is ever enabled out of order) and never a blocked patchset.
+in deploy order too (nothing is ever enabled out of order) and never a blocked patchset. A due
+patchset that comes after one not downloaded yet waits for it.
 
 Only patchsets new to the feed count, so an admin's rollback on an auto feed stands until a newer
 patchset comes due (enabling that one enables the rolled-back ones before it again, in order).
@@ -53,9 +54,8 @@ def due_patchsets(db: Session, feed: Feed, now: datetime | None = None) -> list[
         .where(Patchset.downloaded.is_not(None), Patchset.downloaded <= cutoff,
                Patchset.status != STATUS_BLOCKED, Patchset.id.not_in(on_feed))
         .order_by(*deploy.DEPLOY_ORDER)).all()
-    newest: dict[str, Patchset] = {}
-    for patchset in due:  # oldest first: the last one of a product is its newest
-        newest[patchset.product] = patchset
+    # never past a patchset that is not downloaded yet (deploy.py: nothing is enabled out of order)
+    newest = deploy.newest_before_gap(list(due), deploy.gaps_by_product(db))
     return [newest[product] for product in sorted(newest)]
 
 

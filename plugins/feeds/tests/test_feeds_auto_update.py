@@ -216,3 +216,15 @@ def test_the_job_runs_the_rules_and_reports_its_health(dbsession, imported):
     assert not health_check(registry, True).ok
     assert health_check(registry, False).detail.endswith("failed: OperationalError")  # no message for strangers
     assert health_check({}, False) is None  # no scheduler in this process: the core's check says so
+
+
+def test_an_auto_feed_waits_for_a_patchset_not_downloaded_yet(dbsession, imported):
+    """A due patchset after one that is known but not here yet waits for it (deploy.py's one rule)."""
+    arrive(dbsession, imported, ARRIVAL)
+    imported[2].downloaded = None  # known upstream, not downloaded
+    dbsession.flush()
+    add_feed(dbsession, "fast", auto=True, deploy_after=0)
+    assert run(dbsession, ARRIVAL + timedelta(hours=1)) == {"fast": names(imported[:2])}
+    assert run(dbsession, ARRIVAL + timedelta(hours=2)) == {"fast": []}
+    arrive(dbsession, [imported[2]], ARRIVAL + timedelta(hours=2))
+    assert run(dbsession, ARRIVAL + timedelta(hours=2)) == {"fast": names(imported[2:])}

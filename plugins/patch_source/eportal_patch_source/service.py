@@ -348,7 +348,7 @@ def _remove_files(settings: dict, name: str) -> None:
 
 def import_file(ctx: Context, path, feed_name: str | None = MAIN_FEED) -> tuple[str, list[str]]:
     """``kcare deploy``: import an archive file (air-gapped sites) and, unless ``feed_name`` is None,
-    enable it (and everything before it) on that feed, in one transaction."""
+    enable it (and everything before it) on that feed."""
     path = Path(path)
     if not path.is_file():
         raise ServiceError(f"{path} is not a file")
@@ -358,10 +358,16 @@ def import_file(ctx: Context, path, feed_name: str | None = MAIN_FEED) -> tuple[
     with ctx.sessions() as db:
         patchset = import_archive(db, path, data_dir=ctx.settings["eportal.data_dir"], pm=ctx.pm, actor=ctx.actor)
         set_deleted(db, patchset.name, False)
-        enabled = []
-        if feed_name is not None:
-            enabled = [p.name for p in deploy.enable_upto(db, get_feed(db, feed_name), patchset, pm=ctx.pm, actor=ctx.actor)]
-        return patchset.name, enabled
+        name = patchset.name
+    if feed_name is None:
+        return name, []
+    # its own transaction: the import stands (its files are in place) even when enabling is refused
+    with ctx.sessions() as db:
+        try:
+            enabled = deploy.enable_upto(db, get_feed(db, feed_name), get_patchset(db, name), pm=ctx.pm, actor=ctx.actor)
+        except ServiceError as exc:
+            raise ServiceError(f"imported {name}, but did not enable it on {feed_name}: {exc}") from None
+        return name, [p.name for p in enabled]
 
 
 @dataclass
@@ -369,11 +375,14 @@ class LatestResult:
     poll: PollResult
     #: product -> (newest patchset, names enabled now)
     deployed: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: product -> (the first patchset not downloaded, the downloaded ones after it that wait for it)
+    held: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
 
 
 def get_latest(ctx: Context, feed_name: str = MAIN_FEED) -> LatestResult:
     """``kc.eportal --get-latest``: download what is new, then deploy the newest downloaded patchset
-    of each product to ``feed_name``."""
+    of each product to ``feed_name``, but never past one that could not be downloaded (deploy.py:
+    nothing is enabled out of order); what waits for it is reported in ``held``."""
     if not configured(ctx):
         _source(ctx)  # raises the "not configured" error
     result = LatestResult(poll(ctx, download=True, trigger="cli", retry_refused=True))
@@ -381,10 +390,13 @@ def get_latest(ctx: Context, feed_name: str = MAIN_FEED) -> LatestResult:
         raise SourceError(result.poll.error)
     with ctx.sessions() as db:
         feed = get_feed(db, feed_name)
-        newest: dict[str, Patchset] = {}
-        for p in deploy.ordered_patchsets(db):
-            if p.downloaded is not None and p.status != STATUS_BLOCKED:
-                newest[p.product] = p
+        ready = [p for p in deploy.ordered_patchsets(db) if p.downloaded is not None and p.status != STATUS_BLOCKED]
+        gaps = deploy.gaps_by_product(db)
+        newest = deploy.newest_before_gap(ready, gaps)
+        for product, gap in gaps.items():
+            waiting = [p.name for p in ready if p.product == product and (p.released, p.name) > (gap.released, gap.name)]
+            if waiting:
+                result.held[product] = (gap.name, waiting)
         for product, p in newest.items():
             enabled = deploy.enable_upto(db, feed, p, pm=ctx.pm, actor=ctx.actor)
             result.deployed[product] = (p.name, [q.name for q in enabled])

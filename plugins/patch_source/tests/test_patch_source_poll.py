@@ -293,3 +293,35 @@ def test_get_latest_downloads_and_deploys_the_newest_to_main(ps_env, upstream, u
     assert result.deployed == {"kernel": (good[4].name, [a.name for a in good[2:]])}
     assert set(statuses(ps_env).values()) == {"enabled"}
     assert service.get_latest(ps_env.ctx).deployed == {"kernel": (good[4].name, [])}
+
+
+def test_get_latest_never_deploys_past_a_patchset_it_could_not_download(ps_env, upstream, upstream_archives):
+    """One rule with the console and the API: nothing is enabled past a gap (deploy.py)."""
+    good = upstream_archives.good
+    offer(upstream, good[:3])
+    real_sha256 = upstream.entries[good[1].name]["sha256"]
+    upstream.entries[good[1].name]["sha256"] = "f" * 64  # the 2nd cannot be downloaded
+    configure(ps_env, http_access(upstream))
+    result = service.get_latest(ps_env.ctx)
+    assert result.poll.downloaded == [good[0].name, good[2].name]
+    assert set(result.poll.failures) == {good[1].name}
+    assert result.deployed == {"kernel": (good[0].name, [good[0].name])}
+    assert result.held == {"kernel": (good[1].name, [good[2].name])}
+    assert list(statuses(ps_env).values()) == ["enabled", "not-downloaded", "undeployed"]
+    # once upstream serves it right, the next run closes the gap and deploys the newest
+    upstream.entries[good[1].name]["sha256"] = real_sha256
+    result = service.get_latest(ps_env.ctx)
+    assert result.deployed == {"kernel": (good[2].name, [good[1].name, good[2].name])} and result.held == {}
+
+
+def test_import_file_keeps_the_import_when_enabling_would_skip_a_patchset(ps_env, upstream, upstream_archives):
+    good = upstream_archives.good
+    offer(upstream, good[:3])
+    configure(ps_env, http_access(upstream))
+    service.poll(ps_env.ctx, download=False)  # all three known here, none downloaded
+    assert service.import_file(ps_env.ctx, good[0].path) == (good[0].name, [good[0].name])
+    with pytest.raises(ServiceError, match=f"^imported {good[2].name}, but did not enable it on main: "
+                                           f"patchset {good[1].name} comes before {good[2].name}"):
+        service.import_file(ps_env.ctx, good[2].path)
+    assert list(statuses(ps_env).values()) == ["enabled", "not-downloaded", "undeployed"]
+    assert (data_dir(ps_env.settings) / "patches" / good[2].name).is_dir()

@@ -1,9 +1,14 @@
 """Which patchsets are enabled on each feed, decided in one place (protocol.md §8).
 
 Patchsets of a product are deployed in one order, ``(released, name)``. Enabling a patchset enables
-every downloaded, non-blocked patchset before it; rolling one back disables it and every one after
-it; a blocked patchset is disabled everywhere and can never be enabled. So the enabled patchsets of
-a feed are always a prefix of the product's downloaded, non-blocked patchsets in that order.
+every non-blocked patchset before it; rolling one back disables it and every one after it; a blocked
+patchset is disabled everywhere and can never be enabled. So the enabled patchsets of a feed are
+always a prefix of the product's non-blocked patchsets in that order.
+
+One rule for every caller (console, CLI, API, auto feeds): a patchset known here but not downloaded
+yet is a *gap*, and nothing after a gap is enabled until the gap is filled. :func:`enable_upto`
+refuses to jump one; :func:`newest_before_gap` is what "deploy the newest" (``--get-latest``, auto
+feeds) may enable.
 
 Status of a patchset on a feed, as the console and ``GET /admin/api/patchsets/`` show it:
 ``blocked`` (upstream withdrew it), ``not-downloaded`` (known upstream, no archive here yet),
@@ -12,12 +17,16 @@ never enabled on this feed).
 """
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import and_, or_, select, true
 from sqlalchemy.orm import Session
 
 from ..models import STATUS_AVAILABLE, STATUS_BLOCKED, Feed, FeedPatchset, Patchset, utcnow
 from . import ServiceError, audit
 from .events import notify
+
+log = logging.getLogger(__name__)
 
 ENABLED, DISABLED, NOT_DOWNLOADED, UNDEPLOYED, BLOCKED = "enabled", "disabled", "not-downloaded", "undeployed", "blocked"
 STATUSES = (ENABLED, DISABLED, NOT_DOWNLOADED, UNDEPLOYED, BLOCKED)
@@ -31,6 +40,35 @@ def ordered_patchsets(db: Session, product: str | None = None) -> list[Patchset]
     if product is not None:
         query = query.where(Patchset.product == product)
     return list(db.scalars(query))
+
+
+def _key(p: Patchset) -> tuple:
+    return (p.released, p.name)
+
+
+def first_gap(db: Session, product: str) -> Patchset | None:
+    """The oldest patchset of ``product`` that is known here, not blocked and not downloaded yet."""
+    return db.scalars(
+        select(Patchset)
+        .where(Patchset.product == product, Patchset.downloaded.is_(None), Patchset.status != STATUS_BLOCKED)
+        .order_by(*DEPLOY_ORDER).limit(1)).first()
+
+
+def newest_before_gap(candidates: list[Patchset], gaps: dict[str, Patchset | None]) -> dict[str, Patchset]:
+    """Per product, the newest of ``candidates`` (downloaded, not blocked) that comes before the
+    product's gap (``gaps``: :func:`first_gap` by product), so enabling it skips nothing."""
+    newest: dict[str, Patchset] = {}
+    for p in sorted(candidates, key=_key):
+        gap = gaps.get(p.product)
+        if gap is None or _key(p) < _key(gap):
+            newest[p.product] = p
+    return newest
+
+
+def gaps_by_product(db: Session) -> dict[str, Patchset]:
+    """:func:`first_gap` of every product that has one."""
+    products = db.scalars(select(Patchset.product).distinct()).all()
+    return {product: gap for product in products if (gap := first_gap(db, product)) is not None}
 
 
 def _at_or_before(p: Patchset):
@@ -57,6 +95,10 @@ def enable_upto(db: Session, feed: Feed, patchset: Patchset, *, pm=None, actor: 
         raise ServiceError(f"patchset {patchset.name} is blocked upstream and cannot be enabled")
     if patchset.downloaded is None:
         raise ServiceError(f"patchset {patchset.name} is not downloaded yet: import its archive first")
+    gap = first_gap(db, patchset.product)
+    if gap is not None and _key(gap) < _key(patchset):
+        raise ServiceError(f"patchset {gap.name} comes before {patchset.name} and is not downloaded yet: "
+                           f"download it first (patchsets are enabled in order, none skipped)")
     _lock_feed(db, feed)
     candidates = db.scalars(
         select(Patchset)
@@ -135,9 +177,15 @@ def unblock(db: Session, patchset: Patchset, *, pm=None, actor: str = "system") 
                      .where(FeedPatchset.enabled == true(), Patchset.product == patchset.product,
                             Patchset.id != patchset.id, _at_or_after(patchset)))
     feeds = db.scalars(select(Feed).where(Feed.id.in_(later_enabled)).order_by(Feed.name)).all()
+    done = []
     for feed in feeds:
-        enable_upto(db, feed, patchset, pm=pm, actor=actor)
-    return list(feeds)
+        try:
+            enable_upto(db, feed, patchset, pm=pm, actor=actor)
+        except ServiceError as exc:  # an older patchset is missing: it comes back when that one arrives
+            log.warning("unblocked %s stays off on %s: %s", patchset.name, feed.name, exc)
+            continue
+        done.append(feed)
+    return done
 
 
 def _disable(db: Session, pairs: list[tuple[FeedPatchset, Patchset]]) -> list[Patchset]:
