@@ -31,7 +31,11 @@ LANE = "eportal.agent_lane"
 
 
 def add_lane_view(config, method: str, path: str, view) -> None:
-    """Answer ``method path`` (exact match on the raw PATH_INFO) with ``view`` ahead of the router."""
+    """Answer ``method path`` (exact match on the raw PATH_INFO) with ``view`` ahead of the router.
+
+    The view gets a WebOb request with ``registry`` and nothing else of Pyramid's: no
+    ``dbsession`` or transaction, no console session, identity, permission or CSRF check. Only
+    public, session-less, read-mostly agent answers belong here."""
     config.registry.setdefault(LANE, {})[(method, path)] = view
 
 

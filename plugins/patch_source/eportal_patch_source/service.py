@@ -199,7 +199,16 @@ def record_index(db, index: Index, ctx: Context) -> tuple[list[str], list[str], 
         elif entry.status == STATUS_AVAILABLE and patchset.status == STATUS_BLOCKED:
             deploy.unblock(db, patchset, pm=ctx.pm, actor=ctx.actor)
             unblocked.append(entry.name)
+    # announced, never downloaded, and no longer offered: forget it, or it would stay a gap that
+    # holds every later patchset back (deploy.py) with no way to fill it
+    listed = {e.name for e in index.entries}
+    vanished = [p for p in db.scalars(select(Patchset).where(Patchset.downloaded.is_(None))) if p.name not in listed]
+    for patchset in vanished:
+        db.delete(patchset)
     db.flush()
+    if vanished:
+        audit.record(db, ctx.actor, "patch_source.withdrawn", vanished[0].name if len(vanished) == 1 else
+                     f"{len(vanished)} patchsets", "no longer offered, never downloaded: " + ", ".join(p.name for p in vanished))
     if new:
         audit.record(db, ctx.actor, "patch_source.new", new[0] if len(new) == 1 else f"{len(new)} patchsets",
                      "new upstream: " + ", ".join(new))

@@ -110,3 +110,17 @@ def test_the_commands(backend, start_ps_server, upstream, upstream_archives, tmp
     assert result.stderr.startswith(f"error: {name}: {name} was refused: member ")
     assert "is a symbolic link" in result.stderr
     assert "last poll:" in ok(server, "patch-source") and "1 patchset(s) failed" in ok(server, "patch-source")
+
+    # --- --get-latest never deploys past a patchset it could not download ----------------------
+    upstream.remove(name)  # the refused one above is withdrawn upstream: the next poll forgets it
+    gap = make_archive(tmp_path / "gap", "K20241101_01", "2024-11-01T10:00:00", {K0: 11})
+    after = make_archive(tmp_path / "gap", "K20241201_01", "2024-12-01T10:00:00", {K0: 12})
+    upstream.add(gap, sha256="f" * 64)  # announced with a checksum its archive does not have
+    upstream.add(after)
+    result = server.run_cli("kc.eportal", "--get-latest", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: K20241101_01: ")
+    lines = result.stdout.splitlines()
+    assert "downloaded K20241201_01" in lines
+    assert lines[-1] == "not enabled yet: K20241201_01 (they come after K20241101_01, which is not downloaded)"
+    assert agent_get(server, f"/{K0}/latest.v2", agent)[1] != b"12"

@@ -325,3 +325,18 @@ def test_import_file_keeps_the_import_when_enabling_would_skip_a_patchset(ps_env
         service.import_file(ps_env.ctx, good[2].path)
     assert list(statuses(ps_env).values()) == ["enabled", "not-downloaded", "undeployed"]
     assert (data_dir(ps_env.settings) / "patches" / good[2].name).is_dir()
+
+
+def test_an_announcement_withdrawn_before_download_is_forgotten(ps_env, upstream, upstream_archives):
+    """Otherwise it would stay a gap holding every later patchset back, with nothing to download."""
+    good = upstream_archives.good
+    offer(upstream, good[:3])
+    configure(ps_env, http_access(upstream))
+    service.poll(ps_env.ctx, download=False)
+    upstream.remove(good[1].name)
+    service.poll(ps_env.ctx)
+    assert statuses(ps_env) == {good[0].name: "undeployed", good[2].name: "undeployed"}
+    assert service.get_latest(ps_env.ctx).deployed == {"kernel": (good[2].name, [good[0].name, good[2].name])}
+    with ps_env.ctx.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "patch_source.withdrawn", AuditEvent.target == good[1].name)) == 1

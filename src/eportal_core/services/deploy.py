@@ -98,7 +98,7 @@ def enable_upto(db: Session, feed: Feed, patchset: Patchset, *, pm=None, actor: 
     gap = first_gap(db, patchset.product)
     if gap is not None and _key(gap) < _key(patchset):
         raise ServiceError(f"patchset {gap.name} comes before {patchset.name} and is not downloaded yet: "
-                           f"download it first (patchsets are enabled in order, none skipped)")
+                           f"download it first, or delete it (patchsets are enabled in order, none skipped)")
     _lock_feed(db, feed)
     candidates = db.scalars(
         select(Patchset)
