@@ -4,13 +4,18 @@
   is kept), then ``eportal serve`` on a free loopback port, stopped with SIGTERM like systemd does.
 - ``live_server`` / ``live_server_pg``: one such server per test module, on SQLite or on the
   harness's PostgreSQL.
+- ``start_live_server``: ``start_live_server("sqlite" | "postgresql", **ini_settings)`` for tests
+  that need settings of their own; every server it started is stopped when the module ends.
 - ``browser`` (one headless Chromium per session, through Playwright) and ``page`` (a fresh
   context per test; console errors, CSP violations and page errors land in ``page.console_errors``).
+- Agents over HTTP: :func:`register_agent` (``register_server.json``) and :func:`agent_get` (HTTP
+  Basic user = server_id); :func:`log_in` through the console's form; :class:`Shots` for screenshots.
 
 Plugin tests use them the same way, since ``eportal_core.testing`` imports these fixtures.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -19,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -242,6 +248,34 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, dict, bytes]:
             return exc.code, dict(exc.headers), exc.read()
 
 
+def http_request(url: str, *, headers: dict | None = None, data: dict | None = None, method: str = "GET",
+                 timeout: float = 30) -> tuple[int, bytes]:
+    """``(status, body bytes)`` of a request (``data``: form fields); HTTP errors are answers too."""
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
+def register_agent(server: LiveServer, key: str, hostname: str) -> str:
+    """Register like ``kcarectl --register KEY`` (protocol.md §2); the new server_id."""
+    status, body = http_request(server.url + "/admin/api/kcare/register_server.json", method="POST",
+                                data={"key": key, "hostname": hostname})
+    answer = json.loads(body)
+    assert status == 200 and answer["code"] == 0, answer
+    return answer["server_id"]
+
+
+def agent_get(server: LiveServer, path: str, server_id: str) -> tuple[int, bytes]:
+    """A GET as the agent does it: HTTP Basic with user = server_id."""
+    auth = "Basic " + base64.b64encode(f"{server_id}:x".encode()).decode()
+    return http_request(server.url + path, headers={"Authorization": auth})
+
+
 def health(server: LiveServer) -> dict:
     """The server's ``/admin/health`` JSON, plus ``http_status``."""
     status, _, body = server.get("/admin/health")
@@ -278,6 +312,29 @@ def live_server_pg(request, tmp_path_factory):
     server = _live_server(tmp_path_factory.mktemp("live-pg"), url)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def start_live_server(request, tmp_path_factory):
+    """``start_live_server("sqlite" | "postgresql", **ini_settings)`` -> a started ``LiveServer`` on a
+    fresh database; every server started through it is stopped (SIGTERM) when the module ends."""
+    from .testing import new_database_url
+    started = []
+
+    def start(backend: str = "sqlite", **settings) -> LiveServer:
+        url = None if backend == "sqlite" else new_database_url(request, backend, tmp_path_factory)
+        server = LiveServer(tmp_path_factory.mktemp(f"live-{backend}"), sqlalchemy_url=url, settings=settings)
+        started.append(server)
+        try:
+            server.start()
+        except LiveServerError as exc:
+            server.stop()
+            pytest.fail(f"eportal serve on {backend} did not start: {exc}", pytrace=False)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -325,3 +382,29 @@ def console_errors(page, *, allow_statuses: tuple[int, ...] = ()) -> list[str]:
     (a 401 login page or a 403 refusal is logged like a broken resource)."""
     allowed = [f"the server responded with a status of {s} " for s in allow_statuses]
     return [e for e in page.console_errors if not any(a in e for a in allowed)]
+
+
+def log_in(page, server: LiveServer, username: str = "admin", password: str | None = None) -> None:
+    """Log in through the console's form (the admin ``eportal init`` created, by default)."""
+    from playwright.sync_api import expect
+    page.goto(server.url + "/admin/login")
+    page.fill("#login", username)
+    page.fill("#password", password if password is not None else server.admin_password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(server.url + "/admin/")
+
+
+class Shots:
+    """``shot("name")`` saves a full-page screenshot as ``<dir>/NN-name.png`` and prints its path
+    (run pytest with ``-s`` to see them)."""
+
+    def __init__(self, page, directory: Path):
+        self.page, self.dir, self.n = page, Path(directory), 0
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str, full_page: bool = True) -> Path:
+        self.n += 1
+        path = self.dir / f"{self.n:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        print(f"screenshot: {path}")
+        return path
