@@ -23,6 +23,11 @@ class NavItem:
     also_for: tuple[str, ...] = ()
 
 
+def plural(n: int, word: str) -> str:
+    """``1 server``, ``2,000 servers``: counts in page text (regular plurals only)."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def navigation(request) -> list[dict]:
     items: list[NavItem] = []
     for contributed in request.registry.pm.hook.eportal_navigation(request=request):

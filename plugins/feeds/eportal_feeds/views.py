@@ -12,6 +12,7 @@ from eportal_core.models import MAIN_FEED
 from eportal_core.permissions import Permission
 from eportal_core.services import ServiceError
 from eportal_core.services import feeds as feeds_service
+from eportal_core.ui import plural
 
 FORM = "eportal_feeds:templates/form.pt"
 
@@ -29,11 +30,11 @@ def error_field(message: str) -> str:
     return "name" if "feed" in lowered else ""
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
-
-def delay_text(hours: int) -> str:
+def delay_text(auto: bool, hours: int) -> str:
+    """The Deploy after cell: only auto feeds deploy on their own, so the others show a dash."""
+    if not auto:
+        return "\u2013"
     return "at once" if hours == 0 else f"after {plural(hours, 'hour')}"
 
 
@@ -48,7 +49,7 @@ def _row(request, summary) -> dict:
         "name": feed.name,
         "is_main": feed.name == MAIN_FEED,
         "auto": feed.auto,
-        "deploy_after": delay_text(feed.deploy_after),
+        "deploy_after": delay_text(feed.auto, feed.deploy_after),
         "key_count": f"{summary.keys:,}",
         "enabled": f"{summary.enabled:,}",
         "latest": summary.latest or "",

@@ -71,7 +71,7 @@ def test_settings_feeds_is_in_the_navigation_and_lists_main_first(admin):
     assert current.get_text(strip=True) == "Feeds"
     listed = rows(page)
     assert list(listed) == [MAIN_FEED]
-    assert listed[MAIN_FEED] == {"auto": "off", "deploy_after": "at once", "keys": "0", "enabled": "0",
+    assert listed[MAIN_FEED] == {"auto": "off", "deploy_after": "\u2013", "keys": "0", "enabled": "0",
                                  "confirm": None}  # main cannot be deleted: no delete form
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select, true
 
 from eportal_core.models import Feed, FeedPatchset
 from eportal_core.services import deploy
+from eportal_core.ui import plural
 
 from .state import FAILED, PollState
 
@@ -47,9 +48,6 @@ def progress_text(name: str, done: int, total: int | None) -> str:
 def names_text(names: list[str]) -> str:
     return ", ".join(names)
 
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def deploy_question(feed: str, enable: list, missing: list) -> str:

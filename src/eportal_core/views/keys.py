@@ -11,6 +11,7 @@ from ..models import MAIN_FEED
 from ..permissions import Permission
 from ..services import ServiceError
 from ..services import keys as keys_service
+from ..ui import plural
 
 FIELDS = ("key", "note", "server_limit", "feed")
 NEXT_ACTIONS = ("save", "add_another", "continue")
@@ -54,7 +55,7 @@ def _page(request, *, form: dict, error: str, key=None, servers: int = 0) -> dic
         "error_field": error_field(error) if error else "",
         "feeds": keys_service.feed_names(request.dbsession),
         "action_url": request.route_url("key_edit", key=key.key) if key else request.route_url("key_add"),
-        "servers": f"{servers:,}",
+        "servers": plural(servers, "server"),
         "servers_url": request.route_url("kcserver_list", _query={"key": key.key}) if key else "",
         "delete_url": request.route_url("key_delete", key=key.key) if key else "",
         "confirm": (f"Remove key {key.key} and its {servers:,} server{'' if servers == 1 else 's'}?" if key else ""),

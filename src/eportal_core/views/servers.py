@@ -16,6 +16,7 @@ from ..services import keys as keys_service
 from ..services import servers as servers_service
 from ..services.levels import OUTOFDATE, UNSUPPORTED, UPTODATE
 from ..services.servers import NO_KEY, SORTS, TIME_FORMAT, ServerFilter
+from ..ui import plural
 from .keys import sentence
 
 PER_PAGE = 50
@@ -189,7 +190,8 @@ def server_list(request):
         "checkin_choices": checkin_choices(values["checkin_age"]),
         "updated_choices": UPDATED_CHOICES,
         "feeds": keys_service.feed_names(db), "key_names": keys_service.key_names(db, limit=500),
-        "headers": headers, "rows": rows, "count": count, "count_text": f"{count:,}",
+        "headers": headers, "rows": rows, "count": count, "count_text": plural(count, "server") + (
+            (" matches" if count == 1 else " match") + " the filters" if filtered else " registered"),
         "summary": f"{first_row:,}–{first_row + len(rows) - 1:,} of {count:,}" if rows else f"0 of {count:,}",
         "pages": pages, "multipage": last > 1,
         "prev_url": list_url(page=page - 1) if page > 1 else None,
