@@ -132,6 +132,6 @@ def poll_summary(state: PollState) -> dict | None:
                  "at": f.get("at", "")} for name, f in sorted(state.failures.items())]
     return {"started": state.started, "finished": state.finished or "", "trigger": state.trigger,
             "error": sentence(state.error) if state.error else "", "failures": failures,
-            "problems": state.problems, "listed": state.listed, "ok": state.ok,
+            "problems": state.problems, "listed": state.listed, "listed_text": plural(state.listed or 0, "patchset"), "ok": state.ok,
             "new": names_text(state.new), "downloaded": names_text(state.downloaded),
             "blocked": names_text(state.blocked), "unblocked": names_text(state.unblocked)}

@@ -109,7 +109,7 @@ def test_saving_checks_the_source_and_lists_patchsets_oldest_first(admin, upstre
     assert "Patch source saved." in page.text
     assert list(rows(page)) == [a.name for a in good]
     assert {r["status"] for r in rows(page).values()} == {"downloaded"}
-    assert "5 patchset(s) listed" in page.text
+    assert "5 patchsets listed" in page.text
     assert page.html.select_one(".poll-state .pill-ok").get_text(strip=True) == "ok"
     assert page.html.select_one(".patch-last-task") is None  # a check's outcome is the "Last check" card
     nav = {a.get_text(strip=True): a for a in page.html.select('nav[aria-label="Main"] a')}

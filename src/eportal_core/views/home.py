@@ -6,6 +6,7 @@ from pyramid.view import view_config
 
 from ..services import keys as keys_service
 from ..services.servers import NO_KEY
+from ..ui import plural
 
 
 @view_config(route_name="admin_root", request_method="GET")
@@ -50,7 +51,7 @@ def home(request):
              "note": f"{_share(inv.checked_in, inv.total)} of all servers", "url": servers_link(**recent)},
             {"label": "Silent · 48 h", "value": f"{inv.total - inv.checked_in:,}",
              "note": "no check-in in the past 48 hours", "url": servers_link(checkin_age="2")},
-            {"label": "Keys", "value": f"{len(inv.keys):,}", "note": f"in {len([f for f in inv.feeds if f.keys])} feed(s)",
+            {"label": "Keys", "value": f"{len(inv.keys):,}", "note": "in " + plural(len([f for f in inv.feeds if f.keys]), "feed"),
              "url": None},
         ],
         "total": f"{inv.total:,}", "checked_in": f"{inv.checked_in:,}", "share": _share(inv.checked_in, inv.total),
