@@ -51,6 +51,54 @@ def fleet_tables(date):
     return out
 
 
+def patches_tables(date):
+    out = []
+    imports = []
+    for backend in ("sqlite", "postgresql"):
+        res = latest("patches", backend, date)
+        if not res:
+            continue
+        m = res["machine"]
+        opts = res["options"]
+        imports += [(backend, res, imp) for imp in res.get("imports", [])]
+        if not res["summary"]:
+            continue
+        serving = res["serving"]
+        out.append(f"**patches, {backend}** ({res['date']}, {m['cpus']} CPUs {m['cpu']}, Python {m['python']}"
+                   + (f", {res['postgresql']} with {res['postgresql_settings']}" if backend == "postgresql" else "")
+                   + f"; {opts['servers']} servers, {serving['kernels']} kernels with a "
+                   f"{serving['kpatch_bin_bytes'] // 1024} KiB kpatch.bin, {opts['duration_s']:g} s per run, "
+                   f"{opts['rounds']} rounds, {opts['threads']} threads)\n")
+        out.append("| phase | run | req/s | p50 ms | p99 ms | MiB/s | server CPU µs/req | other CPUs busy |")
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for phase, data in res["summary"].items():
+            for name, c in data["cells"].items():
+                bad = "" if c.get("all_ok", True) else " (unexpected answers)"
+                out.append(f"| {phase} | {name}{bad} | {c['rps']:.0f} | {c['p50_ms']:.1f} | {c['p99_ms']:.1f} | "
+                           f"{c['mib_per_s']:.0f} | {c['server_cpu_us_per_req']:.0f} | {c.get('other_cpus_busy', 0):.2f} |")
+        out.append("")
+        out.append("| phase | ratio | mean | per round |")
+        out.append("| --- | --- | ---: | --- |")
+        for phase, data in res["summary"].items():
+            for name, r in data["ratios"].items():
+                out.append(f"| {phase} | {name} | {100 * r['mean']:.0f} % | "
+                           f"{', '.join(f'{100 * x:.0f} %' for x in r['rounds'])} |")
+        out.append("")
+    if imports:
+        out.append(f"**patchset import** (`kc.eportal kcare deploy ARCHIVE`, a fresh process; {imports[0][1]['date']}; "
+                   "start-up alone = the same command's `kcare list`)\n")
+        out.append("| backend | archive | archive MiB | kernels × kpatch.bin | wall s | MiB/s | CPU s | peak RSS MiB "
+                   "| start-up alone |")
+        out.append("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
+        for backend, _res, imp in imports:
+            out.append(f"| {backend} | {imp['archive']} | {imp['archive_mib']:.0f} | {imp['kernels']} × "
+                       f"{imp['kpatch_bin_bytes'] // 1024} KiB | {imp['import_wall_s']:.1f} | "
+                       f"{imp['archive_mib_per_s']:.0f} | {imp['import_cpu_s']:.1f} | {imp['peak_rss_mib']:.0f} | "
+                       f"{imp['startup_wall_s']:.1f} s, {imp['startup_peak_rss_mib']:.0f} MiB |")
+        out.append("")
+    return out
+
+
 def pages_tables(date):
     out = []
     results = {b: latest("pages", b, date) for b in ("sqlite", "postgresql")}
@@ -88,7 +136,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--date")
     args = parser.parse_args()
-    print("\n".join(fleet_tables(args.date) + pages_tables(args.date)))
+    print("\n".join(fleet_tables(args.date) + patches_tables(args.date) + pages_tables(args.date)))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ the importer must refuse.
 
 - :func:`make_archive`: one ``<NAME>.tar.bz2`` / ``.tar.gz`` with ``manifest.json``, a changelog and
   ``patches/<kernel_id>/<level>/`` (``kpatch.bin`` of random bytes, ``kpatch.info`` with a header
-  and one block per patch, ``kpatch.bin.sig``); ``corrupt=`` breaks it in one named way.
+  and one block per patch, ``kpatch.bin.sig``); ``corrupt=`` breaks it in one named way;
+  ``streaming=True`` writes archives of gigabytes (bench/patch_bench.py) without staging them.
 - ``patch_archives``: five patchsets of rising levels for three kernels (session-scoped).
 
 Core and plugin tests get the fixture through ``eportal_core.testing``.
@@ -113,17 +114,23 @@ def _iso(dt: datetime) -> str:
 def make_archive(dir, name: str, released: datetime | str, kernels: dict[str, int], *, payload_size: int = 4096,
                  cves=SAMPLE_CVES, corrupt: str | None = None, compression: str = "bz2", product: str = "kernel",
                  seed: int | None = None, changelog: str | None = None,
-                 manifest_overrides: dict | None = None) -> PatchArchive:
+                 manifest_overrides: dict | None = None, streaming: bool = False) -> PatchArchive:
     """Write ``<dir>/<name>.tar.<compression>`` and return it as a :class:`PatchArchive`.
 
+    ``payload_size``: bytes of each ``kpatch.bin`` (one per kernel).
     ``corrupt``: None, or one of CORRUPTIONS: a wrong checksum, a ``..`` member, a symlink, a hard
     link, a cut-off archive, an absolute path, a member the manifest does not list, a listed file
     that is missing, a device, a FIFO, a member outside ``<name>/``. The bad member comes last, after
     the good files, so an importer has already unpacked those when it finds it.
     ``manifest_overrides``: keys replaced in manifest.json (to write a manifest that lies).
+    ``streaming``: for archives of gigabytes: nothing is staged on disk and no file is held in
+    memory; each random file is generated twice from its own seed, once for its sha256 in the
+    manifest and once into the archive (same members, same order; not with ``corrupt``).
     """
     if corrupt is not None and corrupt not in CORRUPTIONS:
         raise ValueError(f"corrupt must be one of {CORRUPTIONS}")
+    if corrupt is not None and streaming:
+        raise ValueError("corrupt archives are not written in streaming mode")
     if compression not in ("bz2", "gz"):
         raise ValueError("compression must be bz2 or gz")
     if isinstance(released, str):
@@ -132,7 +139,12 @@ def make_archive(dir, name: str, released: datetime | str, kernels: dict[str, in
         released = released.astimezone(UTC).replace(tzinfo=None)
     dir = Path(dir)
     dir.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed if seed is not None else f"{name}:{sorted(kernels.items())}")
+    seed = seed if seed is not None else f"{name}:{sorted(kernels.items())}"
+    if streaming:
+        return _make_streamed(dir, name, released, kernels, payload_size=payload_size, cves=cves,
+                              compression=compression, product=product, seed=seed, changelog=changelog,
+                              manifest_overrides=manifest_overrides)
+    rng = random.Random(seed)
     staging = Path(tempfile.mkdtemp(prefix="archive-", dir=dir))
     try:
         root = staging / name
@@ -158,8 +170,7 @@ def make_archive(dir, name: str, released: datetime | str, kernels: dict[str, in
         manifest.update(manifest_overrides or {})
         (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         path = dir / f"{name}.tar.{compression}"
-        opts = {"compresslevel": 1} if compression == "gz" else {"compresslevel": 9}
-        with tarfile.open(path, f"w:{compression}", format=tarfile.PAX_FORMAT, **opts) as tar:
+        with tarfile.open(path, f"w:{compression}", format=tarfile.PAX_FORMAT, **_COMPRESS[compression]) as tar:
             def add(rel_path: Path) -> None:
                 info = tar.gettarinfo(str(rel_path), arcname=rel_path.relative_to(staging).as_posix())
                 info.uid = info.gid = 0
@@ -183,6 +194,96 @@ def make_archive(dir, name: str, released: datetime | str, kernels: dict[str, in
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PatchArchive(path=path, name=name, released=released, kernels=dict(kernels), files=files, corrupt=corrupt)
+
+
+#: what the upstream build uses: gzip at its fastest, bzip2 at its best
+_COMPRESS = {"gz": {"compresslevel": 1}, "bz2": {"compresslevel": 9}}
+
+
+class _RandomStream:
+    """``size`` pseudo-random bytes from ``seed``, read like a file: the same bytes on every pass,
+    whatever the read sizes (generated in blocks of 1 MiB, so memory stays at one block)."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, seed: str, size: int):
+        self.rng = random.Random(seed)
+        self.left = size
+        self.block = b""
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.left + len(self.block) - self.pos
+        parts = []
+        while n > 0:
+            if self.pos == len(self.block):
+                if self.left <= 0:
+                    break
+                self.block = self.rng.randbytes(min(self.BLOCK, self.left))
+                self.left -= len(self.block)
+                self.pos = 0
+            take = min(n, len(self.block) - self.pos)
+            parts.append(self.block[self.pos:self.pos + take])
+            self.pos += take
+            n -= take
+        return b"".join(parts)
+
+
+def _make_streamed(dir: Path, name: str, released: datetime, kernels: dict[str, int], *, payload_size: int,
+                   cves, compression: str, product: str, seed, changelog: str | None,
+                   manifest_overrides: dict | None) -> PatchArchive:
+    """:func:`make_archive` without a staging folder: members are described first (a directory, bytes,
+    or a random stream of a known size and seed), hashed in a first pass, written in a second."""
+    # rel path -> None (a directory), bytes, or (seed, size) of a random file; in the order of make_archive
+    members: dict[str, bytes | tuple[str, int] | None] = {
+        "changelog": (changelog if changelog is not None else _changelog(name, released, kernels, cves)).encode()}
+    tree: dict[str, bytes | tuple[str, int] | None] = {"patches": None}
+    for kernel_id, level in kernels.items():
+        level_dir = f"patches/{kernel_id}/{level}"
+        tree[f"patches/{kernel_id}"] = tree[level_dir] = None
+        tree[f"{level_dir}/kpatch.bin"] = (f"{seed}:{level_dir}/kpatch.bin", payload_size)
+        tree[f"{level_dir}/kpatch.bin.sig"] = (f"{seed}:{level_dir}/kpatch.bin.sig", 256)
+        tree[f"{level_dir}/kpatch.info"] = kpatch_info(kernel_id, level, released, cves).encode()
+    members.update(sorted(tree.items(), key=lambda item: Path(item[0])))  # rglob order, as make_archive
+
+    def opened(content):
+        return io.BytesIO(content) if isinstance(content, bytes) else _RandomStream(*content)
+
+    files = {}
+    for rel, content in members.items():
+        if content is not None:
+            sha, f = hashlib.sha256(), opened(content)
+            while chunk := f.read(_RandomStream.BLOCK):
+                sha.update(chunk)
+            files[rel] = sha.hexdigest()
+    manifest = {"name": name, "product": product, "released": _iso(released), "kernels": kernels, "files": files}
+    manifest.update(manifest_overrides or {})
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    path = dir / f"{name}.tar.{compression}"
+    mtime = datetime.now(UTC).timestamp()
+
+    def info(rel: str, size: int | None) -> tarfile.TarInfo:
+        member = tarfile.TarInfo(f"{name}/{rel}" if rel else name)
+        member.uid = member.gid = 0
+        member.uname = member.gname = "root"
+        member.mtime = mtime
+        if size is None:
+            member.type, member.mode = tarfile.DIRTYPE, 0o755
+        else:
+            member.size, member.mode = size, 0o644
+        return member
+
+    with tarfile.open(path, f"w:{compression}", format=tarfile.PAX_FORMAT, copybufsize=_RandomStream.BLOCK,
+                      **_COMPRESS[compression]) as tar:
+        tar.addfile(info("", None))
+        tar.addfile(info("manifest.json", len(manifest_bytes)), io.BytesIO(manifest_bytes))
+        for rel, content in members.items():
+            if content is None:
+                tar.addfile(info(rel, None))
+            else:
+                tar.addfile(info(rel, len(content) if isinstance(content, bytes) else content[1]), opened(content))
+    return PatchArchive(path=path, name=name, released=released, kernels=dict(kernels), files=files)
 
 
 def _changelog(name: str, released: datetime, kernels: dict[str, int], cves) -> str:

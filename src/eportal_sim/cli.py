@@ -10,7 +10,15 @@ import json
 import sys
 
 from . import __version__
-from .client import MAX_CONCURRENCY, UnreachableError, UrlError, check_reachable, parse_url, run_requests
+from .client import (
+    MAX_CONCURRENCY,
+    UnreachableError,
+    UrlError,
+    basic_auth,
+    check_reachable,
+    parse_url,
+    run_requests,
+)
 from .fleet import StateError, generate_fleet, load_state, save_state
 from .scenarios import EXPECTED, MODES, REGISTER_CODES, checkin_fleet, register_fleet
 
@@ -94,10 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send-info", action="store_true", help="mode latest: add ?info=<base64 JSON> with the server's info")
     p.add_argument("--seed", type=int, default=1, help="seed of the info drift between check-ins (default 1)")
 
-    p = sub.add_parser("bare", help="GET any URL with the same client (bench baseline)",
-                       description="GET the URL (path and query included) with the same client machinery.")
+    p = sub.add_parser("bare", help="GET any URL with the same client (bench baseline, files, one agent)",
+                       description="GET the URL (path and query included) with the same client machinery; "
+                                   "every body is read to its end. Any answer below 400 counts as success.")
     _load_options(p)
     _amount_options(p, "default 1000")
+    p.add_argument("--basic", metavar="USER[:PASSWORD]",
+                   help="send HTTP Basic credentials; an agent is USER = its server_id, no password "
+                        "(e.g. GET /<kernel_id>/<level>/kpatch.bin as that server)")
     return parser
 
 
@@ -188,7 +200,8 @@ def _run(args) -> int:
 
     # bare
     requests = args.requests if args.requests or args.duration else 1000
-    stats = run_requests(endpoint, requests=requests, duration=args.duration, **opts)
+    headers = {"Authorization": basic_auth(args.basic)} if args.basic else None
+    stats = run_requests(endpoint, requests=requests, duration=args.duration, headers=headers, **opts)
     failures = stats.error_count + stats.unexpected(lambda s: s < 400)
     target = f"{endpoint.scheme}://{endpoint.netloc}{endpoint.own_target}"
     print(_summary("bare", target, stats, failures, {}, args.json, f"eportal-sim bare: GET {target}"))

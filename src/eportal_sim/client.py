@@ -8,6 +8,7 @@ and per-request latency. Standard library only.
 """
 from __future__ import annotations
 
+import base64
 import http.client
 import itertools
 import socket
@@ -80,6 +81,13 @@ def parse_url(url: str) -> Endpoint:
         raise UrlError(f"bad URL {url!r}: no #fragment please")
     return Endpoint(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80),
                     parts.path.rstrip("/"), parts.query)
+
+
+def basic_auth(credentials: str) -> str:
+    """``USER[:PASSWORD]`` -> the value of an ``Authorization: Basic`` header (an agent sends its
+    server_id as the user and no password)."""
+    user, _, password = credentials.partition(":")
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def check_reachable(endpoint: Endpoint, timeout: float = 5.0) -> None:
@@ -274,6 +282,7 @@ def run_requests(url: str | Endpoint, make_request: Callable[[int], Request] | N
                         status = None
                     else:
                         local.latencies.append(time.perf_counter() - t0)
+                        local.body_bytes += len(body)
                         conn.on_socket += 1
                         status = resp.status
                         local.status[status] += 1

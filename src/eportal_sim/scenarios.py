@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from .client import FORM, Endpoint, Request, parse_url, run_requests
+from .client import FORM, Endpoint, Request, basic_auth, parse_url, run_requests
 from .fleet import ServerInfo, SimServer
 from .stats import Stats
 
@@ -107,10 +107,6 @@ class _Drift:
         return info
 
 
-def _basic(server_id: str) -> str:
-    return "Basic " + base64.b64encode(f"{server_id}:".encode()).decode()
-
-
 def checkin_fleet(url: str | Endpoint, servers: Sequence[SimServer], *, mode: str = "checkin",
                   requests: int | None = None, duration: float | None = None, concurrency: int = 16,
                   rate: float = 0.0, timeout: float = 30.0, seed: int = 1, send_info: bool = False,
@@ -140,7 +136,7 @@ def checkin_fleet(url: str | Endpoint, servers: Sequence[SimServer], *, mode: st
             body = f"server_id={ids[n]}&" + urlencode(drift.info(n, i).params(tags=False))
             return Request("POST", target, body.encode(), FORM)
     else:
-        auth = [{"Authorization": _basic(s.server_id)} for s in servers]
+        auth = [{"Authorization": basic_auth(s.server_id)} for s in servers]
         targets = [endpoint.target(f"/{s.info.kernel_id}/latest.v2") for s in servers]
 
         def make(i: int) -> Request:

@@ -28,6 +28,8 @@ class Stats:
     #: seconds per answered request, send to last byte read
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
+    #: body bytes read, all answers (headers not counted)
+    body_bytes: int = 0
     #: TCP connections opened (keep-alive reuses them)
     connections: int = 0
     #: requests re-sent once on a fresh connection after a kept-alive one turned out closed
@@ -57,6 +59,7 @@ class Stats:
         self.status.update(other.status)
         self.errors.update(other.errors)
         self.latencies.extend(other.latencies)
+        self.body_bytes += other.body_bytes
         self.connections += other.connections
         self.retries += other.retries
 
@@ -83,6 +86,7 @@ class Stats:
             "elapsed_s": round(self.elapsed, 4),
             "rps": round(self.rps, 1),
             "latency_ms": self.latency_ms(),
+            "body_bytes": self.body_bytes,
             "connections": self.connections,
             "retries": self.retries,
             "concurrency": self.concurrency,
@@ -108,6 +112,8 @@ class Stats:
             f"  elapsed:     {self.elapsed:.3f} s",
             f"  throughput:  {self.rps:.1f} req/s  (concurrency {self.concurrency}, rate {rate},"
             f" {self.connections} connections)",
+            f"  received:    {self.body_bytes / 2**20:.1f} MiB of bodies"
+            f" ({self.body_bytes / 2**20 / self.elapsed if self.elapsed > 0 else 0.0:.1f} MiB/s)",
             f"  latency ms:  p50 {f(lat['p50'])}  p90 {f(lat['p90'])}  p99 {f(lat['p99'])}  max {f(lat['max'])}",
         ]
         return "\n".join(lines)

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -324,6 +325,34 @@ def test_a_64_mb_payload_imports_with_small_peak_memory(dbsession, big_archive, 
     stored = data_dir / "patches" / big_archive.name / "patches" / K0 / "1" / "kpatch.bin"
     assert stored.stat().st_size == BIG
     assert sha256_file(stored) == big_archive.files[f"patches/{K0}/1/kpatch.bin"]
+
+
+def test_a_streamed_archive_is_written_without_holding_it_and_imports(dbsession, tmp_path, data_dir):
+    kernels = {K0: 3, K1: 1}
+    size = 12 * 2**20 + 1  # not a whole number of generator blocks
+    tracemalloc.start()
+    try:
+        archive = make_archive(tmp_path / "in", "K20240801_01", "2024-08-01T00:00:00", kernels,
+                               payload_size=size, compression="gz", streaming=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * 2**20, f"peak {peak} bytes: the payload was held in memory"
+    staged = make_archive(tmp_path / "staged", "K20240801_01", "2024-08-01T00:00:00", kernels,
+                          payload_size=size, compression="gz")
+    def layout(path):
+        with tarfile.open(path, "r:*") as tar:
+            return [(m.name, m.type, m.size if m.isreg() else 0) for m in tar]
+    assert layout(archive) == layout(staged), "the same members, in the same order, as make_archive"
+    ps = import_archive(dbsession, archive, data_dir=data_dir)
+    assert dict(dbsession.execute(select(PatchLevel.kernel_id, PatchLevel.level)
+                                  .where(PatchLevel.patchset_id == ps.id)).all()) == kernels
+    stored = data_dir / "patches" / archive.name / "patches" / K0 / "3" / "kpatch.bin"
+    assert stored.stat().st_size == size and stored.read_bytes() == archive.payload(K0)
+    assert sha256_file(stored) == archive.files[f"patches/{K0}/3/kpatch.bin"]
+    with pytest.raises(ValueError, match="streaming"):
+        make_archive(tmp_path / "x", "K20240801_02", "2024-08-01T00:00:00", kernels, streaming=True,
+                     corrupt="checksum")
 
 
 # --- lookups the agent endpoints make ---------------------------------------------------------

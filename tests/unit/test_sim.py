@@ -19,7 +19,7 @@ from eportal_core.services import ServiceError
 from eportal_core.services.agents import parse_info
 from eportal_core.services.tags import parse_tags
 from eportal_sim import cli
-from eportal_sim.client import RateLimiter, Request, UrlError, parse_url, run_requests
+from eportal_sim.client import RateLimiter, Request, UrlError, basic_auth, parse_url, run_requests
 from eportal_sim.fleet import (
     ARM_CPUS,
     DISTROS,
@@ -202,16 +202,22 @@ def test_stats_summary():
     assert s.unexpected({200}) == 2 and s.unexpected({200, 404}) == 0
     text = s.format_text("title")
     assert "200=6  404=2" in text and "p99" in text and "ConnectionRefusedError=2" in text
+    assert d["body_bytes"] == 0 and "received:    0.0 MiB" in text
     other = Stats()
     other.status[200] += 1
     other.latencies.append(0.5)
+    other.body_bytes = 3 * 2**20
     s.merge(other)
-    assert s.status[200] == 7 and len(s.latencies) == 9
+    assert s.status[200] == 7 and len(s.latencies) == 9 and s.body_bytes == 3 * 2**20
+    assert "received:    3.0 MiB of bodies (1.5 MiB/s)" in s.format_text()
     empty = Stats()
     assert empty.latency_ms()["p50"] is None and empty.rps == 0.0 and "p50 -" in empty.format_text()
 
 
 # --- a local HTTP server ----------------------------------------------------------------------
+
+BLOB = bytes(range(256)) * 1024  # 256 KiB
+
 
 class FakePortal(ThreadingHTTPServer):
     """Enough of the agent endpoints to drive the simulator, validating what it sends with the
@@ -228,6 +234,7 @@ class FakePortal(ThreadingHTTPServer):
         self.servers: dict[str, dict] = {}  # server_id -> info
         self.checkins: Counter = Counter()
         self.latest: Counter = Counter()
+        self.auth: Counter = Counter()  # Authorization headers of /blob requests
         self.keys = {"good": 0, "full": 3, "off": 1}
         self.close_after_each = False
         self.send_close_header = False
@@ -318,6 +325,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(404, b"no patches", "text/plain")
         if path == "/hello":
             return self._answer(200, b"hello", "text/plain")
+        if path == "/blob":  # a patch file: only for a known server (HTTP Basic user, no password)
+            auth = self.headers.get("Authorization", "")
+            with fake.lock:
+                fake.auth[auth] += 1
+            if auth != "Basic " + base64.b64encode(b"Zagent0000000001:").decode():
+                return self._answer(401, b"who are you", "text/plain")
+            return self._answer(200, BLOB, "application/octet-stream")
         return self._answer(404, b"not found", "text/plain")
 
 
@@ -524,6 +538,34 @@ def test_cli_register_checkin_latest_bare(fake, tmp_path, capsys):
     assert code == 0 and json.loads(out)["status"] == {"200": 25}
     code, out, err = run_cli(capsys, "bare", "--url", fake.url + "/nowhere", "--requests", "5")
     assert code == 1 and "404=5" in out and "FAILURES" in out
+
+
+def test_basic_auth():
+    assert basic_auth("Zagent0000000001") == "Basic " + base64.b64encode(b"Zagent0000000001:").decode()
+    assert basic_auth("admin:s3:cret") == "Basic " + base64.b64encode(b"admin:s3:cret").decode()
+
+
+def test_bodies_are_read_to_the_end_and_counted(fake):
+    stats = run_requests(fake.url + "/blob", requests=12, concurrency=3,
+                         headers={"Authorization": basic_auth("Zagent0000000001")})
+    assert stats.status == Counter({200: 12}) and stats.body_bytes == 12 * len(BLOB)
+    assert stats.connections == 3, "kept alive after a large body"
+    assert stats.to_dict()["body_bytes"] == 12 * len(BLOB)
+
+
+def test_cli_bare_with_basic_credentials(fake, capsys):
+    code, out, err = run_cli(capsys, "bare", "--url", fake.url + "/blob", "--basic", "Zagent0000000001",
+                             "--requests", "8", "-c", "2", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == {"200": 8} and summary["body_bytes"] == 8 * len(BLOB)
+    assert fake.auth == Counter({basic_auth("Zagent0000000001"): 8})
+    code, out, err = run_cli(capsys, "bare", "--url", fake.url + "/blob", "--basic", "Zother000000000:pw",
+                             "--requests", "3")
+    assert code == 1 and "401=3" in out and "FAILURES" in out
+    assert fake.auth[basic_auth("Zother000000000:pw")] == 3
+    code, out, err = run_cli(capsys, "bare", "--url", fake.url + "/blob", "--requests", "2")
+    assert code == 1 and "401=2" in out and fake.auth[""] == 2, "no credentials without --basic"
 
 
 def test_cli_refused_registration_keeps_the_old_state(fake, tmp_path, capsys):
