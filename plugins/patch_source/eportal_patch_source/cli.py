@@ -188,7 +188,7 @@ def get_latest(env, _value) -> None:
             click.echo(f"enabled on {MAIN_FEED}: {', '.join(enabled)}")
         else:
             click.echo(f"{MAIN_FEED} is up to date ({product}: {newest} is the newest)")
-    for product, (gap, waiting) in result.held.items():
+    for _product, (gap, waiting) in result.held.items():
         click.echo(f"not enabled yet: {', '.join(waiting)} (they come after {gap}, which is not downloaded)")
     if not result.deployed and not result.held:
         click.echo("no patchsets downloaded: nothing to deploy")
