@@ -85,6 +85,12 @@ def run_cli(build_group, argv=None, prog_name=None) -> None:
         group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         fail("aborted", 1)
+    except (click.exceptions.NoSuchCommand, click.exceptions.NoSuchOption) as exc:
+        unusable = env.settings_error()  # plugins' commands and flags were not loaded: say why
+        if unusable is not None:
+            fail(str(unusable), 2)
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

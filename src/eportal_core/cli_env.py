@@ -40,6 +40,15 @@ class CliEnv:
     def pm(self):
         return self._loaded[1]
 
+    def settings_error(self) -> SettingsError | None:
+        """Why the ini cannot be used, or None: without it plugins' commands are missing, and an
+        unknown command must then say so rather than look like a typo."""
+        try:
+            self._loaded  # noqa: B018
+        except SettingsError as exc:
+            return exc
+        return None
+
     def setup_logging(self) -> None:
         try:
             setup_logging(str(self.ini_path))

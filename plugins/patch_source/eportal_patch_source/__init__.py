@@ -15,7 +15,7 @@ from eportal_core.health import Check
 from eportal_core.models import SiteSetting
 from eportal_core.plugins import hookimpl
 from eportal_core.scheduler import Job
-from eportal_core.settings import Setting, as_bool, as_str, int_between
+from eportal_core.settings import Setting, as_bool, int_between
 from eportal_core.ui import NavItem
 
 from .access import PREFIX, STATE_KEY
@@ -23,6 +23,7 @@ from .directory_source import directory_source
 from .http_source import http_source
 from .sources import SourceError
 from .state import PollState
+from .tls import ca_file
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,9 @@ SETTINGS = [
             "How often a failed request or an interrupted download is tried again (downloads resume)."),
     Setting("patch_source.retry_backoff_seconds", int_between(0, 600), 2,
             "Wait before the first retry; doubled for each further one."),
-    Setting("patch_source.ca_file", as_str, "",
-            "PEM file of the CA that signs the source's (or the proxy's) certificate; empty = the system's."),
+    Setting("patch_source.ca_file", ca_file, "",
+            "Absolute path of a PEM file with the CA(s) that sign the source's (or an https:// proxy's) "
+            "certificate, trusted instead of the system's CAs; empty = the system's."),
 ]
 
 

@@ -2,9 +2,14 @@
 with HTTP Basic auth, through ``eportal.http_proxy`` / ``eportal.https_proxy`` (else the environment's
 ``http_proxy`` / ``https_proxy``), standard library only.
 
-Downloads go to ``<data_dir>/patches/.downloads/<NAME>.tar.bz2.part`` (locked while written). An
-interrupted download is resumed with ``Range`` (here with backoff, or at the next poll); the
-finished file must have the size and sha256 the index announced before it is handed to the import.
+https:// sources are verified against ``patch_source.ca_file`` (else the system's CAs, see
+:mod:`.tls`); through a proxy they are reached with ``CONNECT``, so the proxy sees the host and port
+and nothing else: the login and password travel inside TLS.
+
+Downloads go to ``<data_dir>/patches/.downloads/<NAME>.tar.bz2.part`` (locked while written), once
+the free space there was checked against the announced size. An interrupted download is resumed
+with ``Range`` (here with backoff, or at the next poll); the finished file must have the size and
+sha256 the index announced before it is handed to the import.
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote, urlsplit
 
+from eportal_core.services import diskspace
+
+from . import tls
 from .sources import ArchiveRefused, Fetched, Index, IndexEntry, Progress, SourceError, parse_entry
 from .state import downloads_dir
 
@@ -47,9 +55,21 @@ def proxies(settings: dict) -> dict[str, str]:
 
 
 def build_opener(settings: dict) -> urllib.request.OpenerDirector:
-    context = ssl.create_default_context(cafile=settings.get("patch_source.ca_file") or None)
+    """urllib with the proxies and the TLS context; an https:// request through a proxy is tunnelled
+    (``CONNECT``) and its certificate checked against the same context as a direct one."""
     return urllib.request.build_opener(urllib.request.ProxyHandler(proxies(settings)),
-                                       urllib.request.HTTPSHandler(context=context))
+                                       urllib.request.HTTPSHandler(context=tls.client_context(settings)))
+
+
+def check_proxy(settings: dict, url: str) -> None:
+    """urllib speaks plain HTTP to a proxy when it tunnels (``CONNECT``): an https:// proxy would get
+    cleartext and fail obscurely, so that combination is refused in one sentence instead."""
+    host = urlsplit(url).hostname or ""
+    proxy = proxies(settings).get("https", "") if url.startswith("https:") else ""
+    if proxy.startswith("https://") and not urllib.request.proxy_bypass(host):
+        where = "eportal.https_proxy" if settings.get("eportal.https_proxy") else "the environment's https_proxy"
+        raise SourceError(f"{where} is an https:// proxy, which cannot carry https:// sources here: "
+                          "give the proxy's http:// address (the source's TLS then runs through it)")
 
 
 def check_url(url: str) -> str:
@@ -77,6 +97,7 @@ class HttpSource:
         self.retries = settings.get("patch_source.retries", 3)
         self.backoff = settings.get("patch_source.retry_backoff_seconds", 2)
         self.downloads = downloads_dir(settings)
+        check_proxy(settings, self.base)
         self.opener = build_opener(settings)
         self._auth = None
         if access.login or access.password:
@@ -99,11 +120,20 @@ class HttpSource:
             exc.close()
             raise _http_error(exc.code, url) from None
         except urllib.error.URLError as exc:
-            raise SourceError(f"cannot reach {url}: {_reason(exc.reason)}", transient=True) from None
+            raise self._network_error(exc.reason, url) from None
         except TimeoutError:
             raise SourceError(f"{url} did not answer within {self.timeout} s", transient=True) from None
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
-            raise SourceError(f"cannot reach {url}: {_reason(exc)}", transient=True) from None
+            raise self._network_error(exc, url) from None
+
+    def _network_error(self, reason, url: str) -> SourceError:
+        """Network trouble is transient; a refused certificate or proxy login is not."""
+        refused = tls.certificate_error(reason, url, self.settings, proxies(self.settings).get("http", ""))
+        if refused is not None:
+            return refused
+        if str(reason).startswith("Tunnel connection failed: 407"):  # the proxy refused our CONNECT
+            return _http_error(407, url)
+        return SourceError(f"cannot reach {url}: {_reason(reason)}", transient=True)
 
     def _retrying(self, what, action):
         """Run ``action()``; transient SourceErrors are tried again ``retries`` times with backoff."""
@@ -159,6 +189,8 @@ class HttpSource:
         self.downloads.mkdir(mode=0o750, parents=True, exist_ok=True)
         part = self.downloads / f"{entry.name}.tar.bz2.part"
         final = self.downloads / f"{entry.name}.tar.bz2"
+        if entry.size is not None and not final.exists():  # before a .part is even created
+            self._room_for(entry.name, entry.size - (part.stat().st_size if part.exists() else 0))
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o640)
         with os.fdopen(fd, "r+b") as fh:
             try:
@@ -187,6 +219,10 @@ class HttpSource:
             except ArchiveRefused:
                 fh.truncate(0)
                 part.unlink(missing_ok=True)  # a bad archive is not kept, nor resumed
+                raise
+            except SourceError:
+                if fh.seek(0, os.SEEK_END) == 0:
+                    part.unlink(missing_ok=True)  # nothing to resume: leave no empty file behind
                 raise
             os.replace(part, final)
         return Fetched(final, temporary=True)
@@ -225,6 +261,8 @@ class HttpSource:
             resumed = have > 0
             if entry.size is not None and total is not None and total != entry.size:
                 raise ArchiveRefused(f"{entry.name}: the source sends {total} bytes, but its index announced {entry.size}")
+            if entry.size is None and total is not None:  # the index did not say: the answer does
+                self._room_for(entry.name, total - have)
             total = total if total is not None else entry.size
             done = have
             while True:
@@ -245,6 +283,14 @@ class HttpSource:
                 raise SourceError(f"the download of {entry.name} broke off after {done} of {total} bytes; "
                                   "it resumes from there", transient=True)
             return resumed
+
+    def _room_for(self, name: str, need: int) -> None:
+        """SourceError (not retried: waiting seconds frees no disk) when ``need`` more bytes of the
+        download would not fit in the downloads folder with the reserve left free."""
+        try:
+            diskspace.check(self.downloads, max(need, 0), f"the download of {name}")
+        except diskspace.NotEnoughSpace as exc:
+            raise SourceError(str(exc), space_needed=exc.need) from None
 
 
 def _verify(fh, entry: IndexEntry) -> str | None:

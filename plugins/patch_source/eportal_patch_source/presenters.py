@@ -80,7 +80,8 @@ def rows(request, db, feed: Feed, state: PollState) -> list[dict]:
         label, pill = STATUS_TEXT[status]
         failure = state.failures.get(patchset.name) if status == deploy.NOT_DOWNLOADED else None
         if failure:
-            label, pill = ("download failed" if failure.get("kind") == FAILED else "refused"), "pill-bad"
+            label = "download failed" if failure.get("kind") == FAILED else "refused"
+            label, pill = ("not enough disk space" if failure.get("need") else label), "pill-bad"
         enable, disable = plans[patchset.id]
         row = {
             "name": patchset.name,
@@ -119,7 +120,7 @@ def source_summary(info, labels: dict) -> dict | None:
 
 def _without_name(name: str, error: str) -> str:
     """The page names the patchset already: "K…: K… was refused: why" reads as "K… refused: why"."""
-    for prefix in (f"{name} was refused: ", f"{name}: "):
+    for prefix in (f"{name} was refused: ", f"{name} was not imported: ", f"{name}: "):
         if error.startswith(prefix):
             return error[len(prefix):]
     return error

@@ -27,14 +27,18 @@ class SourceError(ServiceError):
 
     ``transient`` errors (network, 5xx, a dropped connection) are retried and resumed; the others
     (bad login, not found, a refused archive) are not. ``field`` names the access-info field a
-    configuration error is about (``url``, ``path``, ``type``), for the settings form."""
+    configuration error is about (``url``, ``path``, ``type``), for the settings form.
+    ``space_needed`` (bytes, the reserve included) marks a lack of free space here: scheduled polls
+    try that patchset again only once that much is free."""
 
-    def __init__(self, message: str, *, transient: bool = False, field: str = "", status: int | None = None):
+    def __init__(self, message: str, *, transient: bool = False, field: str = "", status: int | None = None,
+                 space_needed: int | None = None):
         super().__init__(message)
         self.transient = transient
         self.field = field
         #: the HTTP status behind the error, when there was one
         self.status = status
+        self.space_needed = space_needed
 
 
 class ArchiveRefused(SourceError):

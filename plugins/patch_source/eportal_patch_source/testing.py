@@ -3,7 +3,9 @@
 :class:`Upstream` serves ``<prefix>/patchsets.json`` and ``<prefix>/<NAME>.tar.bz2`` (protocol.md §7)
 behind HTTP Basic auth, with ``Range`` (206, 416), and records every request. It answers proxy-style
 requests too (``GET http://host/path``), so a test can point ``eportal.http_proxy`` at it and see
-that the request came through the proxy. Switches: :meth:`drop_once` (cut the connection after N
+that the request came through the proxy. With ``tls`` (a server ``ssl.SSLContext``, see
+:mod:`.testing_tls`) it speaks HTTPS on the same port, each handshake in the request's own thread;
+handshakes the client broke off are kept in :attr:`Upstream.tls_failures`. Switches: :meth:`drop_once` (cut the connection after N
 bytes of an archive, once: the client must resume), :meth:`fail_index` (answer 503 N times),
 :meth:`block` / :meth:`unblock`, and :meth:`add` with a lying ``sha256`` or ``size``.
 
@@ -16,6 +18,7 @@ import hashlib
 import json
 import re
 import socket
+import ssl
 import tarfile
 import threading
 from dataclasses import dataclass
@@ -55,8 +58,14 @@ def changelog_of(path: Path, name: str) -> str:
 
 
 class Upstream:
-    def __init__(self, login: str = "upstream-user", password: str = "upstream-Pass-1", prefix: str = "/kcare"):
+    def __init__(self, login: str = "upstream-user", password: str = "upstream-Pass-1", prefix: str = "/kcare",
+                 *, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"):
+        """``host`` is the name :attr:`url` uses (``localhost`` to match a test certificate); the
+        server listens on 127.0.0.1 whatever it is."""
         self.login, self.password, self.prefix = login, password, prefix.rstrip("/")
+        self.tls, self.host = tls, host
+        #: one line per TLS handshake that failed (the client refused the certificate, or spoke plain HTTP)
+        self.tls_failures: list[str] = []
         self.entries: dict[str, dict] = {}
         self.files: dict[str, Path] = {}
         self.hits: list[Hit] = []
@@ -117,11 +126,11 @@ class Upstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.prefix}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}{self.prefix}"
 
     def start(self) -> Upstream:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        self._server.upstream = self
         self._thread = threading.Thread(target=self._server.serve_forever, name="test-upstream", daemon=True)
         self._thread.start()
         return self
@@ -137,6 +146,26 @@ class Upstream:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    upstream: Upstream
+
+    def finish_request(self, request, client_address):
+        context = self.upstream.tls
+        if context is None:
+            return super().finish_request(request, client_address)
+        request.settimeout(10)  # a client that never finishes its handshake must not hold a thread
+        try:
+            wrapped = context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self.upstream.tls_failures.append(str(exc))
+            return None
+        try:
+            return super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
 
 
 def _handler(upstream: Upstream):

@@ -2,6 +2,8 @@
 
 - ``upstream``: a started :class:`eportal_patch_source.testing.Upstream` (real HTTP, Basic auth,
   Range, drop-once), empty; ``offer(upstream, archives)`` puts archives in its index.
+- ``pki``: a throw-away CA and a certificate for ``localhost`` it signs (``openssl``), once per session;
+  ``tls_upstream``: the same upstream speaking HTTPS with that certificate, its URL on ``localhost``.
 - ``upstream_archives``: the harness's five good archives plus four corrupted ones (a member whose
   checksum is wrong, a ``..`` member, a symlink, a truncated file), released between the good ones.
 - ``ps_env``: settings, plugin manager and a :class:`service.Context` whose sessions join the test's
@@ -19,6 +21,7 @@ import pytest
 import webtest
 from eportal_patch_source import service
 from eportal_patch_source.testing import Upstream
+from eportal_patch_source.testing_tls import make_test_pki
 from eportal_patch_source.web import RUNNER
 from sqlalchemy.orm import sessionmaker
 
@@ -64,6 +67,18 @@ def upstream_archives(patch_archives, tmp_path_factory) -> UpstreamArchives:
 @pytest.fixture
 def upstream():
     server = Upstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return make_test_pki(tmp_path_factory.mktemp("pki"), names=("localhost",))
+
+
+@pytest.fixture
+def tls_upstream(pki):
+    server = Upstream(tls=pki.server_context(), host="localhost").start()
     yield server
     server.stop()
 

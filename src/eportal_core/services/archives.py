@@ -6,6 +6,11 @@ nothing the manifest does not list), regular files are streamed into a temporary
 ``<data_dir>/patches/`` while their sha256 is computed, and the whole archive's sha256 is computed
 on the way in. Memory stays at a few chunks whatever the archive's size. The caller renames the
 temporary folder into place (:mod:`.patchstore`); on any failure it is removed here.
+
+Free space (:mod:`.diskspace`) is checked before each member is written, from its tar header: the
+sizes are only known one header at a time, and reading every header first would decompress the
+archive twice. When a member would not fit, nothing more is written; the rest of the headers are
+only added up, so the refusal names the whole archive's need, and the temporary folder goes.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import ServiceError
+from . import ServiceError, diskspace
 from .manifests import (
     CHANGELOG,
     FILE_NAME_RE,
@@ -156,16 +161,17 @@ def unpack(path, patches_dir: Path) -> Unpacked:
     Raises ServiceError with a one-line reason (and leaves nothing behind) when anything is wrong."""
     path = Path(path)
     compression = _compression(path)
+    budget = diskspace.Budget(patches_dir)
     temp = new_partial_dir(patches_dir)
     try:
-        return _unpack(path, compression, temp)
+        return _unpack(path, compression, temp, budget)
     except BaseException:
         remove_tree(temp)
         raise
 
 
-def _unpack(path: Path, compression: str, temp: Path) -> Unpacked:
-    state = _State(top=name_from_filename(path.name))
+def _unpack(path: Path, compression: str, temp: Path, budget: diskspace.Budget) -> Unpacked:
+    state = _State(top=name_from_filename(path.name), space=budget)
     with open(path, "rb") as raw:
         reader = _HashingReader(raw)
         # bz2/gzip file objects decompress with a bounded output per read (tarfile's own "r|bz2"
@@ -174,11 +180,17 @@ def _unpack(path: Path, compression: str, temp: Path) -> Unpacked:
         try:
             with plain, tarfile.open(fileobj=plain, mode="r|", bufsize=CHUNK) as tar:
                 for member in tar:
-                    _take_member(tar, member, state, temp)
+                    if budget.short:  # out of space: nothing more is written, the rest only counted
+                        _count_member(member, state)
+                    else:
+                        _take_member(tar, member, state, temp)
+            if budget.short:
+                raise budget.error()
             reader.drain()
-        except (tarfile.TarError, EOFError, zlib.error) as exc:
-            raise ServiceError(f"the archive is truncated or corrupt ({first_line(exc)})") from None
-        except OSError as exc:  # bz2 reports a broken stream as OSError; our own writes raise ServiceError
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            # bz2 reports a broken stream as OSError; our own writes raise ServiceError
+            if budget.short:
+                raise budget.error(at_least=True) from None
             raise ServiceError(f"the archive is truncated or corrupt ({first_line(exc)})") from None
     if state.top is None:
         raise ServiceError("the archive is empty")
@@ -202,6 +214,7 @@ def _unpack(path: Path, compression: str, temp: Path) -> Unpacked:
 @dataclass
 class _State:
     top: str | None
+    space: diskspace.Budget
     manifest: Manifest | None = None
     #: relative path -> sha256 of what was written
     written: dict[str, str] = field(default_factory=dict)
@@ -219,6 +232,8 @@ def _take_member(tar: tarfile.TarFile, member: tarfile.TarInfo, state: _State, t
     rel = "/".join(parts)
     if rel in state.written or rel in state.dirs or rel == MANIFEST and state.manifest is not None:
         raise ServiceError(f"member {member.name!r} appears twice in the archive")
+    if not state.space.take(member.size if member.isfile() else 0):
+        return  # it would not fit: _unpack refuses the archive once the rest is counted
     if member.isdir():
         _mkdirs(temp, parts, member.name)
         state.dirs.add(rel)
@@ -236,6 +251,13 @@ def _take_member(tar: tarfile.TarFile, member: tarfile.TarInfo, state: _State, t
     state.written[rel] = _stream_file(tar, member, temp.joinpath(*parts))
     if state.manifest is not None:
         _check_listed(state, rel, state.written[rel])
+
+
+def _count_member(member: tarfile.TarInfo, state: _State) -> None:
+    state.members += 1
+    if state.members > MAX_MEMBERS:
+        raise state.space.error(at_least=True)
+    state.space.count(member.size if member.isfile() else 0)
 
 
 def _check_listed(state: _State, rel: str, digest: str) -> None:
