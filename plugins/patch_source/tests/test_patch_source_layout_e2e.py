@@ -8,10 +8,9 @@ from __future__ import annotations
 import base64
 
 import pytest
-from patch_source_helpers import http_request
 from playwright.sync_api import expect
 
-from eportal_core.testing_live import console_errors
+from eportal_core.testing_live import console_errors, http_request
 
 pytestmark = pytest.mark.e2e
 
