@@ -104,8 +104,13 @@ def eportal_navigation(request):
     """Contribute entries to the console's navigation bar.
 
     Called on each console page render. Return a list of :class:`eportal_core.ui.NavItem`
-    (title, route name, order, permission); entries the user lacks permission for are hidden.
-    ``None`` when the plugin adds no navigation.
+    (title, route name, order, permission, ``also_for`` routes, ``group``); entries the user lacks
+    permission for are hidden. Entries are sorted by (order, title). Entries with the same ``group``
+    title (e.g. ``eportal_core.ui.SETTINGS``, ``"Settings"``, where the core puts Users and API
+    tokens and the feeds plugin Feeds) form one item of the bar, standing where its first entry
+    would, that opens a menu of them; a group with no entry left after the permission check is
+    not shown. ``group=None`` (the default) is a top-level entry. ``None`` when the plugin adds
+    no navigation.
     """
 
 

@@ -9,7 +9,8 @@
 - ``browser`` (one headless Chromium per session, through Playwright) and ``page`` (a fresh
   context per test; console errors, CSP violations and page errors land in ``page.console_errors``).
 - Agents over HTTP: :func:`register_agent` (``register_server.json``) and :func:`agent_get` (HTTP
-  Basic user = server_id); :func:`log_in` through the console's form; :class:`Shots` for screenshots.
+  Basic user = server_id); :func:`log_in` through the console's form; :func:`nav_click` for the
+  navigation bar (``group="Settings"`` opens that menu first); :class:`Shots` for screenshots.
 
 Plugin tests use them the same way, since ``eportal_core.testing`` imports these fixtures.
 """
@@ -392,6 +393,15 @@ def log_in(page, server: LiveServer, username: str = "admin", password: str | No
     page.fill("#password", password if password is not None else server.admin_password)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(server.url + "/admin/")
+
+
+def nav_click(page, title: str, group: str | None = None) -> None:
+    """Follow the bar's entry ``title`` (at desktop width); with ``group``, open that menu first:
+    ``nav_click(page, "Feeds", group="Settings")`` is Settings → Feeds."""
+    nav = page.get_by_role("navigation", name="Main")
+    if group:
+        nav.get_by_role("button", name=group, exact=True).click()
+    nav.get_by_role("link", name=title, exact=True).click()
 
 
 class Shots:

@@ -1,6 +1,7 @@
 """What every console page needs: the layout macro, navigation from the hook, flash messages."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -12,6 +13,9 @@ from .permissions import Permission
 
 _VERSION = metadata.version("eportal-core")
 
+#: the navigation group of the site's settings pages (Feeds, Users, API tokens, ...)
+SETTINGS = "Settings"
+
 
 @dataclass(frozen=True)
 class NavItem:
@@ -21,6 +25,8 @@ class NavItem:
     permission: str = Permission.VIEW
     #: other route names under which this entry shows as the current one
     also_for: tuple[str, ...] = ()
+    #: the title of a menu in the bar (e.g. ``"Settings"``) that holds this entry; ``None``: a top-level entry
+    group: str | None = None
 
 
 def plural(n: int, word: str) -> str:
@@ -29,17 +35,45 @@ def plural(n: int, word: str) -> str:
 
 
 def navigation(request) -> list[dict]:
+    """The bar's entries the user may open, sorted by (order, title).
+
+    Entries of one ``group`` become a single item (``entries`` non-empty) where the group's first
+    visible entry would stand; it is ``current`` when one of its entries is. A group whose
+    entries are all hidden is left out.
+    """
     items: list[NavItem] = []
     for contributed in request.registry.pm.hook.eportal_navigation(request=request):
         items.extend(contributed or [])
     current = request.matched_route.name if request.matched_route else ""
-    out = []
+    out: list[dict] = []
+    groups: dict[str, dict] = {}
     for item in sorted(items, key=lambda i: (i.order, i.title)):
         if not request.has_permission(item.permission):
             continue
-        out.append({"title": item.title, "url": request.route_url(item.route),
-                    "current": current == item.route or current in item.also_for})
+        entry = {"title": item.title, "url": request.route_url(item.route), "entries": [],
+                 "current": current == item.route or current in item.also_for}
+        if not item.group:
+            out.append(entry)
+            continue
+        group = groups.get(item.group)
+        if group is None:
+            group = groups[item.group] = {"title": item.group, "url": None, "entries": [], "current": False,
+                                          "id": _group_id(item.group, groups.values())}
+            out.append(group)
+        group["entries"].append(entry)
+        group["current"] = group["current"] or entry["current"]
     return out
+
+
+def _group_id(title: str, taken) -> str:
+    """An HTML id for a group's menu: ``nav-settings`` (unique on the page)."""
+    base = "nav-" + (re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "group")
+    used = {g.get("id") for g in taken}
+    ident, n = base, 1
+    while ident in used:
+        n += 1
+        ident = f"{base}-{n}"
+    return ident
 
 
 def panels(request, slot: str, context=None) -> Markup:

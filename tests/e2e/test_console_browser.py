@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing_live import console_errors
+from eportal_core.testing_live import console_errors, nav_click
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def assert_on_dashboard(page, server, username: str, role: str) -> None:
     expect(who.locator(".badge")).to_have_text(role)
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Keys")).to_be_visible()
-    expect(nav.get_by_role("link", name="Users")).to_be_visible()
+    expect(nav.get_by_role("button", name="Settings")).to_be_visible()  # Users is in its menu
     expect(nav.get_by_role("link", name="Keys")).to_have_attribute("aria-current", "page")
     expect(who.get_by_role("button", name="Log out")).to_be_visible()
 
@@ -80,7 +80,7 @@ def test_admin_logs_in_and_sees_the_console(live_server, page, shot):
     log_in(page, live_server, "admin", live_server.admin_password)
     assert_on_dashboard(page, live_server, "admin", "admin")
     shot("dashboard")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
+    nav_click(page, "Users", group="Settings")
     expect(page.get_by_role("heading", level=1)).to_have_text("Users")
     expect(page.get_by_role("row").filter(has_text="admin").first).to_be_visible()
     shot("users")

@@ -31,7 +31,7 @@ from eportal_core.plugins import hookimpl, make_plugin_manager
 from eportal_core.scheduler import Job, SiteScheduler
 from eportal_core.services import events
 from eportal_core.settings import Setting, SettingsError, int_between, one_of
-from eportal_core.ui import NavItem
+from eportal_core.ui import SETTINGS, NavItem
 
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("eportal_"))
 MIN_DOC = 60
@@ -380,7 +380,23 @@ class NavProbe:
     def eportal_navigation(self, request):
         self.requests.append(request)
         return [NavItem("Probe Page", "home", order=15),
-                NavItem("Probe Admin", "user_add", order=950, permission=Permission.MANAGE)]
+                NavItem("Probe Admin", "user_add", order=950, permission=Permission.MANAGE),
+                # into the core's Settings group, between Users (900) and API tokens (950)
+                NavItem("Probe Setting", "health", order=920, group=SETTINGS),
+                # a group of its own, only for those who may manage
+                NavItem("Probe Tool", "ping", order=40, permission=Permission.MANAGE, group="Probe Tools")]
+
+
+def nav_bar(page) -> list[str | tuple[str, list[str]]]:
+    """The bar's top-level items: a link's title, or (group title, its entries' titles)."""
+    out = []
+    for el in page.html.select('nav[aria-label="Main"] > a, nav[aria-label="Main"] > .nav-group'):
+        if el.name == "a":
+            out.append(el.get_text(strip=True))
+        else:
+            out.append((el.select_one("button.nav-group-toggle").get_text(strip=True),
+                        [a.get_text(strip=True) for a in el.select(".nav-menu a")]))
+    return out
 
 
 def test_hook_eportal_navigation(build, make_user):
@@ -390,13 +406,19 @@ def test_hook_eportal_navigation(build, make_user):
     make_user("reader", readonly=True)
     page = testing.login(app, "alice", "alice-Secret-123").follow()
     assert probe.requests and probe.requests[-1].path == "/admin/"
-    assert nav_titles(page) == ["Keys", "Probe Page", "Servers", "Users", "API tokens", "Probe Admin"]  # sorted by order
+    # sorted by (order, title); a group stands where its first entry would and lists its entries in order
+    assert nav_bar(page) == ["Keys", "Probe Page", "Servers", ("Probe Tools", ["Probe Tool"]),
+                             ("Settings", ["Users", "Probe Setting", "API tokens"]), "Probe Admin"]
     link = page.html.select_one('nav[aria-label="Main"] a[href$="/admin/users/add"]')
     assert link.get_text(strip=True) == "Probe Admin"
+    link = page.html.select_one('nav[aria-label="Main"] #nav-settings a[href$="/admin/health"]')
+    assert link.get_text(strip=True) == "Probe Setting"
 
     app.reset()
     page = testing.login(app, "reader", "reader-Secret-123").follow()
-    assert nav_titles(page) == ["Keys", "Probe Page", "Servers", "Users", "API tokens"]  # the MANAGE entry is hidden
+    # the MANAGE entries are hidden, and with its only entry gone the Probe Tools group too
+    assert nav_bar(page) == ["Keys", "Probe Page", "Servers", ("Settings", ["Users", "Probe Setting", "API tokens"])]
+    assert nav_titles(page) == ["Keys", "Probe Page", "Servers", "Users", "Probe Setting", "API tokens"]
 
 
 def test_hook_eportal_navigation_not_shown_to_anonymous(build):

@@ -12,7 +12,7 @@ without this plugin), the auto-update rule in :mod:`eportal_feeds.service`, the 
 from eportal_core.permissions import Permission
 from eportal_core.plugins import hookimpl
 from eportal_core.settings import Setting, int_between
-from eportal_core.ui import NavItem
+from eportal_core.ui import SETTINGS, NavItem
 
 JOB_ID = "feeds.auto_update"
 
@@ -30,7 +30,9 @@ def eportal_includeme(config):
 
 @hookimpl
 def eportal_navigation(request):
-    return [NavItem("Feeds", "feeds", order=800, permission=Permission.VIEW, also_for=("feed_add", "feed_edit"))]
+    # Settings → Feeds, as the product documentation has it
+    return [NavItem("Feeds", "feeds", order=800, permission=Permission.VIEW, also_for=("feed_add", "feed_edit"),
+                    group=SETTINGS)]
 
 
 @hookimpl

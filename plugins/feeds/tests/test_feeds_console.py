@@ -64,11 +64,18 @@ def test_settings_feeds_is_in_the_navigation_and_lists_main_first(admin):
     home = admin.get("/admin/")
     nav = {a.get_text(strip=True): a["href"] for a in home.html.select('nav[aria-label="Main"] a')}
     assert nav["Feeds"] == "http://eportal.test" + LIST
+    # Settings → Feeds: the entry sits in the Settings menu, before the core's Users and API tokens
+    settings = home.html.select_one('nav[aria-label="Main"] > .nav-group:has(#nav-settings)')
+    assert settings.select_one("button.nav-group-toggle").get_text(strip=True) == "Settings"
+    assert [a.get_text(strip=True) for a in settings.select(".nav-menu a")][:3] == ["Feeds", "Users", "API tokens"]
+    assert home.html.select('nav[aria-label="Main"] > a[href$="/admin/feeds/"]') == []  # not in the bar itself
     page = admin.get(LIST)
     assert page.html.select_one("main h1").get_text(strip=True) == "Feeds"
     assert "Settings" in page.html.select_one(".breadcrumb").get_text()
     current = page.html.select_one('nav[aria-label="Main"] a[aria-current="page"]')
     assert current.get_text(strip=True) == "Feeds"
+    settings = page.html.select_one('nav[aria-label="Main"] > .nav-group:has(#nav-settings)')
+    assert "current" in settings["class"] and settings.select_one(".nav-group-toggle")["aria-current"] == "true"
     listed = rows(page)
     assert list(listed) == [MAIN_FEED]
     assert listed[MAIN_FEED] == {"auto": "off", "deploy_after": "\u2013", "keys": "0", "enabled": "0",

@@ -36,6 +36,8 @@ def test_enabled_and_disabled_side_by_side(make_client, make_user, dbsession):
         assert "result" in on.get(path, status=200).json  # the console session may read the API
     home = off.get("/admin/")
     assert "Feeds" not in nav(home) and "Keys" in nav(home)
+    # the core's entries of the Settings menu stay
+    assert [a.get_text(strip=True) for a in home.html.select("#nav-settings a")] == ["Users", "API tokens"]
     for path in PAGES:
         off.get(path, status=404)
     for path in API:

@@ -26,7 +26,7 @@ from eportal_core.cli_env import CliEnv
 from eportal_core.models import MAIN_FEED, Feed, Patchset, utcnow
 from eportal_core.services import deploy
 from eportal_core.services.patchstore import import_archive
-from eportal_core.testing_live import Shots, agent_get, console_errors, log_in, register_agent
+from eportal_core.testing_live import Shots, agent_get, console_errors, log_in, nav_click, register_agent
 
 pytestmark = pytest.mark.e2e
 
@@ -135,7 +135,7 @@ def test_auto_feeds_deploy_after_0_and_10_hours(backend, start_live_server, cli_
 
     # --- two auto feeds in the console --------------------------------------------------------
     log_in(page, server)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Feeds").click()
+    nav_click(page, "Feeds", group="Settings")
     expect(page.locator("h1")).to_have_text("Feeds")
     create_feed(page, "fast", "0")
     create_feed(page, "slow", "10")
@@ -175,7 +175,7 @@ def test_auto_feeds_deploy_after_0_and_10_hours(backend, start_live_server, cli_
         agent_sees(server, agent, patch_archives, len(patch_archives))
     for agent in slow:
         agent_sees(server, agent, patch_archives, 0)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Feeds").click()
+    nav_click(page, "Feeds", group="Settings")
     expect(feed_row(page, "fast").locator(".enabled .count")).to_have_text("5")
     expect(feed_row(page, "fast").locator(".latest")).to_have_text(names[-1])
     expect(feed_row(page, "slow").locator(".enabled .count")).to_have_text("0")
@@ -246,7 +246,7 @@ def test_a_key_moved_to_another_feed_changes_what_its_servers_see(backend, start
     shot("key-on-main")
     for agent in agents:
         agent_sees(server, agent, archives, 3)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Feeds").click()
+    nav_click(page, "Feeds", group="Settings")
     expect(feed_row(page, MAIN_FEED).locator(".keys")).to_have_text("1")
     expect(feed_row(page, "beta").locator(".keys")).to_have_text("0")
     shot("feeds-after-move")

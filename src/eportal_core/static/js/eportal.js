@@ -1,6 +1,9 @@
 // eportal console behaviour: vanilla JS, loaded with `defer`; the CSP allows no inline script.
 //
 // - .nav-toggle: opens/closes the main menu on narrow screens (aria-expanded + .open / .nav-open)
+// - .nav-group > button.nav-group-toggle + .nav-menu: a group of the navigation bar (e.g. Settings); the
+//   button opens its menu (aria-expanded + .open; ArrowDown/ArrowUp move through it), one open at a time,
+//   closed by Escape, an outside click or focus leaving it. On a phone the menu is a section, always shown.
 // - .flash: gets a close button (unless it has data-persist)
 // - <form data-confirm="message" [data-confirm-button="Delete"] [data-confirm-title="…"]>: asks in a
 //   modal <dialog> first (window.confirm where <dialog> is unsupported); Cancel or Escape do not submit
@@ -51,6 +54,70 @@
       var onChange = function () { if (wide.matches) setOpen(false); };
       if (wide.addEventListener) wide.addEventListener("change", onChange);
       else if (wide.addListener) wide.addListener(onChange);
+    }
+  }
+
+  // ------------------------------------------------------------------ navigation groups (menus in the bar)
+  function setGroupOpen(group, open) {
+    var toggle = group.querySelector(".nav-group-toggle");
+    group.classList.toggle("open", open);
+    if (toggle) toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    var bar = group.closest(".nav-links");
+    if (bar) bar.classList.toggle("group-open", !!bar.querySelector(".nav-group.open"));
+  }
+
+  function closeGroups(except) {
+    each(".nav-group.open", function (g) { if (g !== except) setGroupOpen(g, false); });
+  }
+
+  function initNavGroup(group) {
+    var toggle = group.querySelector(".nav-group-toggle");
+    if (!toggle) return;
+    function links() { return Array.prototype.slice.call(group.querySelectorAll(".nav-menu a")); }
+    function moveFocus(step) {
+      var list = links();
+      if (!list.length) return;
+      var i = list.indexOf(doc.activeElement);
+      list[(i < 0 ? (step > 0 ? 0 : list.length - 1) : (i + step + list.length) % list.length)].focus();
+    }
+
+    toggle.addEventListener("click", function () {
+      var open = !group.classList.contains("open");
+      closeGroups(group);
+      setGroupOpen(group, open);
+    });
+    group.addEventListener("keydown", function (ev) {
+      if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+        if (toggle.offsetParent === null) return;  // a phone's menu section: plain Tab order
+        ev.preventDefault();
+        if (!group.classList.contains("open")) { closeGroups(group); setGroupOpen(group, true); }
+        moveFocus(ev.key === "ArrowDown" ? 1 : -1);
+      }
+    });
+    group.addEventListener("focusout", function (ev) {
+      if (ev.relatedTarget && !group.contains(ev.relatedTarget)) setGroupOpen(group, false);
+    });
+  }
+
+  function initNavGroupEvents() {
+    doc.addEventListener("click", function (ev) {
+      each(".nav-group.open", function (g) { if (!g.contains(ev.target)) setGroupOpen(g, false); });
+    });
+    // capture: an open group takes Escape before the phone menu's handler would close the whole menu
+    doc.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Escape" || doc.querySelector("dialog[open]")) return;
+      var group = doc.querySelector(".nav-group.open");
+      if (!group) return;
+      ev.stopPropagation();
+      var refocus = group.contains(doc.activeElement);
+      setGroupOpen(group, false);
+      if (refocus) group.querySelector(".nav-group-toggle").focus();
+    }, true);
+    if (window.matchMedia) {
+      var narrow = window.matchMedia("(max-width: 900px)");
+      var onChange = function () { closeGroups(null); };
+      if (narrow.addEventListener) narrow.addEventListener("change", onChange);
+      else if (narrow.addListener) narrow.addListener(onChange);
     }
   }
 
@@ -333,6 +400,8 @@
   function init() {
     doc.documentElement.classList.add("js");
     initNav();
+    each(".nav-group", initNavGroup);
+    initNavGroupEvents();
     each(".flash", initFlash);
     each("details.inline-details", initDetails);
     each(".table-card", initScrollHint);
