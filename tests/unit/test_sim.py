@@ -549,7 +549,9 @@ def test_bodies_are_read_to_the_end_and_counted(fake):
     stats = run_requests(fake.url + "/blob", requests=12, concurrency=3,
                          headers={"Authorization": basic_auth("Zagent0000000001")})
     assert stats.status == Counter({200: 12}) and stats.body_bytes == 12 * len(BLOB)
-    assert stats.connections == 3, "kept alive after a large body"
+    # one connection per worker that got work (a worker may find the 12 requests already taken);
+    # without keep-alive after a large body there would be one per request
+    assert 1 <= stats.connections <= 3, "kept alive after a large body"
     assert stats.to_dict()["body_bytes"] == 12 * len(BLOB)
 
 
