@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +15,7 @@ from sqlalchemy import func, select
 from eportal_core.cli_env import CliEnv
 from eportal_core.models import Key, Server
 from eportal_core.services.keys import create_key
+from eportal_core.testing_live import http_request
 
 pytestmark = pytest.mark.e2e
 
@@ -28,14 +26,7 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def http(method: str, url: str, data: dict | None = None, headers: dict | None = None, timeout: float = 30):
     """``(status, body bytes)``; HTTP errors are answers too."""
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read()
+    return http_request(url, headers=headers, data=data, method=method, timeout=timeout)
 
 
 class Db:

@@ -151,29 +151,15 @@ LIVE_SETTINGS = {"patch_source.retries": "1", "patch_source.retry_backoff_second
 
 
 @pytest.fixture(scope="module")
-def start_ps_server(request, tmp_path_factory):
+def start_ps_server(start_live_server):
     """``start_ps_server("sqlite" | "postgresql", **ini)`` -> a started ``LiveServer`` (``eportal serve``
-    with this plugin installed) on a fresh database; all are stopped when the module ends."""
-    from eportal_core.testing import new_database_url
-    from eportal_core.testing_live import LiveServer, LiveServerError
-    started = []
+    with this plugin installed, LIVE_SETTINGS) on a fresh database; all are stopped when the module ends."""
     env = pytest.MonkeyPatch()  # the servers inherit the environment: keep their upstream requests local
     env.setenv("no_proxy", "127.0.0.1,localhost")
     env.setenv("NO_PROXY", "127.0.0.1,localhost")
 
-    def start(backend: str = "sqlite", **settings) -> LiveServer:
-        url = None if backend == "sqlite" else new_database_url(request, backend, tmp_path_factory)
-        server = LiveServer(tmp_path_factory.mktemp(f"ps-live-{backend}"), sqlalchemy_url=url,
-                            settings={**LIVE_SETTINGS, **settings})
-        started.append(server)
-        try:
-            server.start()
-        except LiveServerError as exc:
-            server.stop()
-            pytest.fail(f"eportal serve on {backend} did not start: {exc}", pytrace=False)
-        return server
+    def start(backend: str = "sqlite", **settings):
+        return start_live_server(backend, **{**LIVE_SETTINGS, **settings})
 
     yield start
-    for server in started:
-        server.stop()
     env.undo()
