@@ -185,12 +185,12 @@ class Seeder:
         cur.execute("PRAGMA cache_size=-262144")   # 256 MiB for the load only
         cur.execute("BEGIN IMMEDIATE")
         sql = f"INSERT INTO servers ({', '.join(SERVER_COLUMNS)}) VALUES ({', '.join('?' * len(SERVER_COLUMNS))})"
-        tag_sql = "INSERT INTO server_tags (server_pk, name, value) VALUES (?, ?, ?)"
+        tag_sql = "INSERT INTO server_tags (server_pk, name, value, key_id) VALUES (?, ?, ?, ?)"
         added = tag_rows = 0
         batch, tbatch = [], []
         for row, tags in self.rows(have, size, total_planned):
             batch.append(tuple(v.strftime(SQLITE_TIME) if isinstance(v, datetime) else v for v in row))
-            tbatch.extend((row[0], n, v) for n, v in tags)
+            tbatch.extend((row[0], n, v, row[2]) for n, v in tags)   # a tag row carries its server's key
             if len(batch) >= chunk:
                 cur.executemany(sql, batch)
                 cur.executemany(tag_sql, tbatch)
@@ -215,9 +215,9 @@ class Seeder:
             with cur.copy(f"COPY servers ({', '.join(SERVER_COLUMNS)}) FROM STDIN") as copy:
                 for row, tags in self.rows(have, size, total_planned):
                     copy.write_row(row)
-                    tag_buf.extend((row[0], n, v) for n, v in tags)
+                    tag_buf.extend((row[0], n, v, row[2]) for n, v in tags)
                     added += 1
-            with cur.copy("COPY server_tags (server_pk, name, value) FROM STDIN") as copy:
+            with cur.copy("COPY server_tags (server_pk, name, value, key_id) FROM STDIN") as copy:
                 for trow in tag_buf:
                     copy.write_row(trow)
             tag_rows = len(tag_buf)
