@@ -118,15 +118,17 @@ class CheckinBuffer:
                         row[name] = process(row[name])
             # driver SQL: SQLAlchemy's per-row parameter handling cost more than the update itself
             conn.exec_driver_sql(sql, rows)
+        key_of: dict[int, int | None] = {}
         if tag_rows:  # a server removed since its contact has no row to tag
             table = Server.__table__
-            alive = set(conn.execute(select(table.c.id).where(table.c.id.in_(list(tag_rows)))).scalars())
-            tag_rows = {pk: text for pk, text in tag_rows.items() if pk in alive}
+            key_of = dict(conn.execute(select(table.c.id, table.c.key_id).where(table.c.id.in_(list(tag_rows)))).all())
+            tag_rows = {pk: text for pk, text in tag_rows.items() if pk in key_of}
         for pk, text in tag_rows.items():
             tags = parse_tags(text)
             conn.execute(ServerTag.__table__.delete().where(ServerTag.__table__.c.server_pk == pk))
             if tags:
-                conn.execute(ServerTag.__table__.insert(), [{"server_pk": pk, "name": n, "value": v} for n, v in tags])
+                conn.execute(ServerTag.__table__.insert(), [{"server_pk": pk, "name": n, "value": v, "key_id": key_of[pk]}
+                                                            for n, v in tags])
             conn.execute(update(Server.__table__).where(Server.__table__.c.id == pk).values(tags=format_tags(tags)))
 
 

@@ -48,17 +48,43 @@ def apply_tags(db, server, text: str | None) -> None:
     tags = parse_tags(text)
     db.query(ServerTag).filter(ServerTag.server_pk == server.id).delete(synchronize_session=False)
     for name, value in tags:
-        db.add(ServerTag(server_pk=server.id, name=name, value=value))
+        db.add(ServerTag(server_pk=server.id, name=name, value=value, key_id=server.key_id))
     server.tags = format_tags(tags)
+
+
+def split_filter(text: str) -> tuple[str, str | None]:
+    """The tag filter ``name`` -> ``("name", None)`` (any value); ``name:value`` -> ``("name", "value")``."""
+    name, sep, value = text.strip().partition(":")
+    return name.strip(), value.strip() if sep else None
 
 
 def tag_rows(text: str) -> list:
     """Conditions on ``server_tags`` rows for the filter ``name`` (any value) or ``name:value``."""
-    name, sep, value = text.strip().partition(":")
-    cond = [ServerTag.name == name.strip()]
-    if sep:
-        cond.append(ServerTag.value == value.strip())
+    name, value = split_filter(text)
+    cond = [ServerTag.name == name]
+    if value is not None:
+        cond.append(ServerTag.value == value)
     return cond
+
+
+def tag_text_condition(text: str):
+    """The tag filter as a condition on the servers row's own tag text (``servers.tags``), exactly
+    equivalent to :func:`tag_condition`: the text is ``format_tags`` of the same tags, so a tag is
+    one ``;``-separated part, ``name`` (no value) or ``name:value``. Byte comparison (``instr``,
+    SQLite), as ``=`` on ``server_tags``. SQLite only: it lets a count read the tag from the
+    ``ix_servers_key_id_checkin_tags`` index instead of probing ``server_tags`` per server."""
+    from sqlalchemy import and_, false, func, literal, or_
+
+    from ..models import Server
+    name, value = split_filter(text)
+    if ";" in name or (value is not None and ";" in value):
+        return false()  # no stored tag holds the separator
+    wrapped = literal(";") + Server.tags + literal(";")
+    if value is None:
+        found = or_(func.instr(wrapped, f";{name};") > 0, func.instr(wrapped, f";{name}:") > 0)
+    else:
+        found = func.instr(wrapped, f";{name}:{value};" if value else f";{name};") > 0
+    return and_(Server.tags.is_not(None), found)
 
 
 def tag_condition(text: str, *, correlated: bool = False):
@@ -69,9 +95,11 @@ def tag_condition(text: str, *, correlated: bool = False):
     ``EXISTS (tag row of this server)`` instead, for a tag that many servers carry: a page of them
     is then read in the page's order, one primary-key probe per server, instead of sorting every
     tagged server first (SQLite plans the IN form that way: 0.9 s for a tag on 350k of 1M servers)."""
-    from sqlalchemy import exists, select
+    from sqlalchemy import select
 
     from ..models import Server
     if correlated:
-        return exists().where(ServerTag.server_pk == Server.id, *tag_rows(text))
+        # server_pk, not *: the primary key (server_pk, name, value) then covers the probe (with *,
+        # SQLite took the (name, value, key_id, server_pk) index for a name alone: a scan per server)
+        return select(ServerTag.server_pk).where(ServerTag.server_pk == Server.id, *tag_rows(text)).exists()
     return Server.id.in_(select(ServerTag.server_pk).where(*tag_rows(text)))
