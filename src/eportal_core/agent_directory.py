@@ -3,6 +3,12 @@
 Each worker thread keeps its own DB-API connection (from a small engine of its own, autocommit)
 and runs one indexed SELECT through it: no ORM, no pool checkout, no request transaction, so a
 check-in costs little more than the bare route (see bench/fleet_bench.py).
+
+On PostgreSQL through psycopg 3 the SELECT is a server-side prepared statement run through libpq
+directly (``PGconn.exec_prepared``, which releases the GIL while it waits): measured per lookup on
+this machine, 11 us of Python and 20 us of PostgreSQL CPU against 46 us and 40 us through a
+psycopg cursor (whose parameter adaptation, result wrapping and per-execute Parse/Describe cost
+more than the lookup itself). Other drivers use the DB-API cursor.
 """
 from __future__ import annotations
 
@@ -13,12 +19,19 @@ log = logging.getLogger(__name__)
 
 _SQL = ("SELECT s.id, s.key_id, k.feed_id FROM servers s LEFT OUTER JOIN keys k ON k.id = s.key_id "
         "WHERE s.server_id = {}")
+#: the prepared statement's name on each of the directory's PostgreSQL connections
+_STATEMENT = b"eportal_agent_lookup"
+
+
+class DirectoryError(Exception):
+    """libpq reported an error for the lookup (the connection is dropped and the lookup retried once)."""
 
 
 class AgentDirectory:
     def __init__(self, engine):
         self.engine = engine
         self.sql = _SQL.format("?" if engine.dialect.paramstyle == "qmark" else "%s")
+        self._libpq = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
         self._local = threading.local()
         #: a SQLAlchemy Connection to read through instead (tests: the rolled-back one)
         self.connection = None
@@ -26,22 +39,24 @@ class AgentDirectory:
     def lookup(self, server_id: str) -> tuple | None:
         if self.connection is not None:
             return self.connection.exec_driver_sql(self.sql, (server_id,)).first()
+        errors = (self.engine.dialect.loaded_dbapi.Error, DirectoryError)
         for attempt in (1, 2):
-            conn = self._thread_connection()
+            conn = None
             try:
+                conn = self._thread_connection()
+                if self._libpq:
+                    return _exec_prepared(conn.dbapi_connection.pgconn, server_id)
                 cur = conn.cursor()
                 try:
                     cur.execute(self.sql, (server_id,))
                     return cur.fetchone()
                 finally:
                     cur.close()
-            except self.engine.dialect.loaded_dbapi.Error:
+            except errors:
                 # a broken connection (database restarted): drop it and try once on a new one
                 self._local.conn = None
-                try:
-                    conn.invalidate()
-                except Exception:
-                    pass
+                if conn is not None:
+                    _invalidate(conn)
                 if attempt == 2:
                     raise
         return None
@@ -52,5 +67,42 @@ class AgentDirectory:
             conn = self.engine.raw_connection()
             if self.engine.dialect.name != "sqlite":
                 conn.dbapi_connection.autocommit = True  # each SELECT sees committed rows; no idle transaction
+            if self._libpq:
+                try:
+                    _prepare(conn.dbapi_connection.pgconn, self.sql.replace("%s", "$1"))
+                except BaseException:
+                    _invalidate(conn)
+                    raise
             self._local.conn = conn
         return conn
+
+
+def _invalidate(conn) -> None:
+    try:
+        conn.invalidate()
+    except Exception:
+        pass
+
+
+def _prepare(pgconn, sql: str) -> None:
+    from psycopg import pq
+    result = pgconn.prepare(_STATEMENT, sql.encode())
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        raise DirectoryError(_message(result, "cannot prepare the agent lookup"))
+
+
+def _exec_prepared(pgconn, server_id: str) -> tuple | None:
+    from psycopg import pq
+    result = pgconn.exec_prepared(_STATEMENT, [server_id.encode()])
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        raise DirectoryError(_message(result, "agent lookup failed"))
+    if result.ntuples == 0:
+        return None
+    key_id, feed_id = result.get_value(0, 1), result.get_value(0, 2)
+    return (int(result.get_value(0, 0)), None if key_id is None else int(key_id),
+            None if feed_id is None else int(feed_id))
+
+
+def _message(result, what: str) -> str:
+    text = (result.error_message or b"").decode("utf-8", "replace").strip()
+    return f"{what}: {text or result.status.name}"

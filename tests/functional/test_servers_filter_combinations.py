@@ -226,3 +226,24 @@ def test_tag_rows_carry_the_key_on_every_write_path(testapp, admin, as_admin, db
     dbsession.commit()
     assert all(a == b for a, b in tag_keys(dbsession))
     assert count_servers(dbsession, ServerFilter.from_params({"tag": "env:dev"})) == 1  # db-05, an orphan
+
+
+@pytest.mark.parametrize("field", ["checkin_age", "registered_age", "updated_age"])
+def test_an_age_alone_counts_older_and_never(dbsession, fleet, field):
+    """An age on its own ("older than 2 days, or never") is counted as all servers minus those within
+    2 days (count_servers); the answer is the plain filter's, servers with no such time included."""
+    now = utcnow()
+    servers = dbsession.scalars(select(Server).order_by(Server.id)).all()
+    attr = {"checkin_age": "checkin", "registered_age": "registered", "updated_age": "updated"}[field]
+    # spread the times: some recent, some old, some never (registered is never empty)
+    for n, server in enumerate(servers):
+        when = [now - HOUR, now - DAYS3, now - DAYS10, None][n % 4]
+        setattr(server, attr, when if (when is not None or attr != "registered") else now - DAYS10)
+    dbsession.flush()
+    for text in ("2", "-2", "48h"):
+        flt = ServerFilter.from_params({field: text})
+        plain = dbsession.scalars(select(Server.id).where(*flt.conditions(dbsession))).all()
+        want = [s.id for s in servers if (getattr(s, attr) is not None and getattr(s, attr) >= now - timedelta(days=2))
+                == text.startswith("-")]
+        assert sorted(plain) == sorted(want)
+        assert count_servers(dbsession, flt) == len(want), (field, text)

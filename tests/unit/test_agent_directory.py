@@ -38,3 +38,33 @@ def test_lookup_sees_committed_servers_from_every_thread(request, backend, tmp_p
     assert directory.lookup(later) is not None
     directory.engine.dispose()
     engine.dispose()
+
+
+def test_a_server_without_a_key_and_a_lost_connection(request, backend, tmp_path_factory):
+    """A server whose key is gone reads back with no key and no feed (PostgreSQL: libpq text values
+    to ints and NULLs); a connection the database dropped is replaced and the lookup retried."""
+    url = new_database_url(request, backend, tmp_path_factory)
+    engine = make_engine(url)
+    upgrade(engine)
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        db = get_tm_session(get_session_factory(engine), tm)
+        keys.create_key(db, "k-nullkey")
+        orphan = agents.register(db, "k-nullkey", hostname="o1").server
+        orphan_pk, orphan_sid = orphan.id, orphan.server_id
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE servers SET key_id = NULL WHERE id = {orphan_pk}")
+    directory = AgentDirectory(make_engine(url))
+    assert tuple(directory.lookup(orphan_sid)) == (orphan_pk, None, None)
+    first = directory._local.conn
+    if backend == "postgresql":
+        pid = first.dbapi_connection.info.backend_pid
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid}, 5000)").scalar() is True
+    else:
+        first.dbapi_connection.close()
+    assert tuple(directory.lookup(orphan_sid)) == (orphan_pk, None, None)
+    assert directory._local.conn is not first
+    assert directory.lookup("Zzzzzzzzzzzzzzzz") is None
+    directory.engine.dispose()
+    engine.dispose()

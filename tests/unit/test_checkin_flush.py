@@ -47,3 +47,32 @@ def test_checkin_times_written_by_driver_sql_compare_like_orm_ones(dbsession, db
     just_after = whole + timedelta(microseconds=1)
     assert dbsession.scalar(select(func.count()).select_from(Server).where(
         Server.id == server.id, Server.checkin < just_after, Server.checkin >= whole)) == 1
+
+
+def test_a_flush_larger_than_one_statement_writes_every_server(dbsession, dbconnection, engine, monkeypatch):
+    """PostgreSQL writes a flush as UPDATE ... FROM unnest(arrays), UNNEST_CHUNK servers per
+    statement: a flush of several chunks, with two column sets (one check-in without the agent's
+    info), writes each server's own values, the `updated` rule included."""
+    from eportal_core.services import checkins
+
+    monkeypatch.setattr(checkins, "UNNEST_CHUNK", 2)
+    keys.create_key(dbsession, "kc")
+    servers = [agents.register(dbsession, "kc", hostname=f"c{n}").server for n in range(5)]
+    dbsession.commit()
+    buf = CheckinBuffer(engine)
+    buf.bind, buf.autostart = dbconnection, False
+    now = utcnow()
+    for n, s in enumerate(servers):
+        info = {"checkin": now, "ip": f"10.1.0.{n}"}
+        if n != 2:
+            info.update(patch_level=n + 1, uptime=1000 * n, hostname=f"renamed-{n}", release=f"r{n}")
+        buf.record(s.id, s.server_id, info)
+    assert buf.flush() == 5 and buf.errors == 0
+    dbsession.expire_all()
+    rows = [dbsession.get(Server, s.id) for s in servers]
+    assert [(r.ip, r.hostname, r.release, r.patch_level, r.uptime) for r in rows] == [
+        ("10.1.0.0", "renamed-0", "r0", 1, 0), ("10.1.0.1", "renamed-1", "r1", 2, 1000),
+        ("10.1.0.2", "c2", "", None, None), ("10.1.0.3", "renamed-3", "r3", 4, 3000),
+        ("10.1.0.4", "renamed-4", "r4", 5, 4000)]
+    assert [r.checkin == now for r in rows] == [True] * 5
+    assert [r.updated == now for r in rows] == [True, True, False, True, True]

@@ -116,8 +116,15 @@ class CheckinBuffer:
                 for row in rows:
                     for name, process in processors:
                         row[name] = process(row[name])
-            # driver SQL: SQLAlchemy's per-row parameter handling cost more than the update itself
-            conn.exec_driver_sql(sql, rows)
+            if conn.dialect.name == "postgresql":
+                # one UPDATE ... FROM unnest(arrays) per chunk: PostgreSQL CPU per server 42 -> 30 us
+                # against one statement per row (executemany), same Python cost (bench/README.md)
+                for start in range(0, len(rows), UNNEST_CHUNK):
+                    chunk = rows[start:start + UNNEST_CHUNK]
+                    conn.exec_driver_sql(sql, tuple([row[name] for row in chunk] for name in ("pk", *columns)))
+            else:
+                # driver SQL: SQLAlchemy's per-row parameter handling cost more than the update itself
+                conn.exec_driver_sql(sql, rows)
         key_of: dict[int, int | None] = {}
         if tag_rows:  # a server removed since its contact has no row to tag
             table = Server.__table__
@@ -133,6 +140,8 @@ class CheckinBuffer:
 
 
 _UPDATE_SQL: dict[tuple, tuple[str, list]] = {}
+#: servers per UPDATE on PostgreSQL (each column is one array parameter)
+UNNEST_CHUNK = 5000
 
 
 def _update_sql(dialect, columns: tuple) -> tuple[str, list]:
@@ -142,6 +151,8 @@ def _update_sql(dialect, columns: tuple) -> tuple[str, list]:
     ``updated`` moves to the check-in time when the patch level changes (CAST: PostgreSQL cannot
     infer the type of a parameter that is only compared with NULL)."""
     cache_key = (dialect.name, columns)
+    if cache_key not in _UPDATE_SQL and dialect.name == "postgresql":
+        _UPDATE_SQL[cache_key] = _unnest_update_sql(dialect, columns)
     if cache_key not in _UPDATE_SQL:
         table = Server.__table__
         mark = (lambda n: f":{n}") if dialect.paramstyle in ("named", "qmark") else (lambda n: f"%({n})s")
@@ -158,3 +169,26 @@ def _update_sql(dialect, columns: tuple) -> tuple[str, list]:
         sql = f"UPDATE servers SET {', '.join(sets)} WHERE id = {mark('pk')}"
         _UPDATE_SQL[cache_key] = (sql, processors)
     return _UPDATE_SQL[cache_key]
+
+
+def _unnest_update_sql(dialect, columns: tuple) -> tuple[str, list]:
+    """PostgreSQL: ``UPDATE servers AS s SET <columns> FROM unnest(<one typed array per column>) AS
+    v(pk, <columns>) WHERE s.id = v.pk``, positional parameters (the pks, then each column's values
+    in the same order); the same ``updated`` rule as :func:`_update_sql`."""
+    table = Server.__table__
+    quote = dialect.identifier_preparer.quote
+    names = ("pk", *columns)
+    types = ["INTEGER", *(table.c[c].type.compile(dialect=dialect) for c in columns)]
+    sets = [f"{quote(c)} = v.{quote(c)}" for c in columns]
+    if "patch_level" in columns and "checkin" in columns:
+        sets.append("updated = CASE WHEN (s.patch_level IS NULL AND v.patch_level IS NOT NULL) "
+                    "OR s.patch_level <> v.patch_level THEN v.checkin ELSE s.updated END")
+    processors = []
+    for c in columns:
+        process = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((c, process))
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    sql = (f"UPDATE servers AS s SET {', '.join(sets)} FROM unnest({arrays}) "
+           f"AS v({', '.join(quote(n) for n in names)}) WHERE s.id = v.pk")
+    return sql, processors

@@ -282,6 +282,16 @@ def count_servers(db: Session, flt: ServerFilter) -> int:
         servers = select(Server.id).where(*others).order_by(Server.id).subquery()
         return db.scalar(select(func.count()).select_from(servers)
                          .where(servers.c.id.in_(select(ServerTag.server_pk).where(*tag_rows(flt.tag))))) or 0
+    ages = {"registered_age": Server.registered, "checkin_age": Server.checkin, "updated_age": Server.updated}
+    alone = [f.name for f in fields(flt) if getattr(flt, f.name) not in (None, [])]
+    if len(alone) == 1 and alone[0] in ages and not getattr(flt, alone[0]).within:
+        # "older than N, or never" is most of a fleet: all servers minus those within N, each from
+        # an index, in one statement (one snapshot). 1M servers, not checked in for 2 days (800k):
+        # SQLite 135-170 -> ~25 ms (it read 800k index entries through a MULTI-INDEX OR)
+        within = replace(getattr(flt, alone[0]), within=True).condition(ages[alone[0]], utcnow())
+        everyone = select(func.count()).select_from(Server).scalar_subquery()
+        recent = select(func.count()).select_from(Server).where(within).scalar_subquery()
+        return db.scalar(select(everyone - recent)) or 0
     return db.scalar(select(func.count()).select_from(Server).where(*flt.conditions(db, counting=True))) or 0
 
 
