@@ -87,7 +87,8 @@ def _invalidate(conn) -> None:
 def _prepare(pgconn, sql: str) -> None:
     from psycopg import pq
     result = pgconn.prepare(_STATEMENT, sql.encode())
-    if result.status != pq.ExecStatus.COMMAND_OK:
+    # 42P05: prepared on this connection already (a pooled connection another thread had used)
+    if result.status != pq.ExecStatus.COMMAND_OK and result.error_field(pq.DiagnosticField.SQLSTATE) != b"42P05":
         raise DirectoryError(_message(result, "cannot prepare the agent lookup"))
 
 

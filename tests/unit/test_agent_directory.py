@@ -2,10 +2,12 @@
 import threading
 
 import transaction
+from sqlalchemy import select
 
 from eportal_core.agent_directory import AgentDirectory
 from eportal_core.db import get_session_factory, get_tm_session, make_engine
 from eportal_core.migrate import upgrade
+from eportal_core.models import Server
 from eportal_core.services import agents, keys
 from eportal_core.testing import new_database_url
 
@@ -66,5 +68,64 @@ def test_a_server_without_a_key_and_a_lost_connection(request, backend, tmp_path
     assert tuple(directory.lookup(orphan_sid)) == (orphan_pk, None, None)
     assert directory._local.conn is not first
     assert directory.lookup("Zzzzzzzzzzzzzzzz") is None
+    directory.engine.dispose()
+    engine.dispose()
+
+
+def test_concurrent_lookups_each_get_their_own_row(request, backend, tmp_path_factory):
+    """32 threads at once, half of them asking for unknown ids (some odd enough to need quoting):
+    each gets its own answer through its own connection."""
+    url = new_database_url(request, backend, tmp_path_factory)
+    engine = make_engine(url)
+    upgrade(engine)
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        db = get_tm_session(get_session_factory(engine), tm)
+        key = keys.create_key(db, "k-many")
+        found = {agents.register(db, "k-many", hostname=f"m{n}").server.server_id: None for n in range(16)}
+        for sid in found:
+            found[sid] = (db.scalar(select(Server.id).where(Server.server_id == sid)), key.id, key.feed_id)
+    unknown = [f"Unknown{n:09d}" for n in range(12)] + ['a"b', "a,b", "x\\", "{}"]
+    directory = AgentDirectory(make_engine(url))
+    results, barrier = {}, threading.Barrier(32)
+
+    def ask(sid):
+        barrier.wait()
+        row = directory.lookup(sid)
+        results[sid] = None if row is None else tuple(row)
+
+    threads = [threading.Thread(target=ask, args=(sid,)) for sid in [*found, *unknown]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == {**found, **dict.fromkeys(unknown)}
+    directory.engine.dispose()
+    engine.dispose()
+
+
+def test_a_connection_another_thread_used_is_taken_over(request, backend, tmp_path_factory):
+    """A worker thread's connection goes back to the pool when the thread ends; the next thread that
+    gets it finds the lookup prepared there already (PostgreSQL: 42P05) and uses it."""
+    url = new_database_url(request, backend, tmp_path_factory)
+    engine = make_engine(url)
+    upgrade(engine)
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        db = get_tm_session(get_session_factory(engine), tm)
+        keys.create_key(db, "k-reuse")
+        sid = agents.register(db, "k-reuse", hostname="r1").server.server_id
+    directory = AgentDirectory(make_engine(url, pool_size=1, max_overflow=0))
+    seen = []
+
+    def ask():
+        seen.append((directory.lookup(sid) is not None, id(directory._local.conn.dbapi_connection)))
+
+    for _ in range(2):
+        thread = threading.Thread(target=ask)
+        thread.start()
+        thread.join(timeout=30)
+    assert [found for found, _ in seen] == [True, True]
+    assert seen[0][1] == seen[1][1]  # the same DB-API connection, taken over from the pool
     directory.engine.dispose()
     engine.dispose()
