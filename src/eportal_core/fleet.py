@@ -3,6 +3,7 @@ the check-in buffer."""
 from .agent_directory import AgentDirectory
 from .db import make_engine
 from .services.checkins import CheckinBuffer
+from .services.key_counts import KeyCountsCache
 
 
 def includeme(config):
@@ -15,3 +16,8 @@ def includeme(config):
                                                              max_overflow=32))
     interval = registry.settings.get("eportal.checkins.flush_seconds") or 1
     registry["checkins"] = CheckinBuffer(engine, registry.pm, interval=interval)
+    # the start page's servers per key (through db_read as it is when counted: tests swap it)
+    registry["key_counts"] = KeyCountsCache(
+        lambda: registry["db_read"](),
+        live_count_under=registry.settings.get("eportal.start_page.live_count_under", 100_000),
+        refresh_seconds=registry.settings.get("eportal.start_page.refresh_seconds") or 30)

@@ -153,6 +153,11 @@ CORE_SETTINGS = [
             "How long the job leader's lease lasts before another process may take over."),
     Setting("eportal.checkins.flush_seconds", int_between(1, 300), 1,
             "How often agents' check-ins, kept in memory, are written to the database (and on shutdown)."),
+    Setting("eportal.start_page.live_count_under", int_between(0, 1_000_000_000), 100_000,
+            "Below this many servers the start page counts servers per key for each view; from it on "
+            "it shows counts refreshed in the background (counting a million servers takes ~0.1 s)."),
+    Setting("eportal.start_page.refresh_seconds", int_between(5, 3600), 30,
+            "How often the start page's counts are refreshed in the background at fleet scale."),
     Setting("eportal.trusted_proxies", as_networks, [],
             "Proxies whose X-Forwarded-For / X-Real-IP are believed."),
     Setting("eportal.api_key_header", header_name, "X-Api-Key", "Header that carries REST API tokens."),

@@ -5,13 +5,14 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import MAIN_FEED, Feed, Key, Server, utcnow
+from ..models import MAIN_FEED, Feed, Key, Server
 from . import ServiceError, audit
+from .key_counts import KeyCounts, count_by_key
 
 GENERATED_KEY_LENGTH = 16
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -148,10 +149,6 @@ def key_names(db: Session, limit: int = 1000) -> list[str]:
     return list(db.scalars(select(Key.key).order_by(Key.created, Key.id).limit(limit)))
 
 
-#: "checked in recently" on the start page (the ePortal docs: the past 48 hours)
-CHECKIN_WINDOW = timedelta(hours=48)
-
-
 @dataclass(frozen=True)
 class FeedRow:
     name: str
@@ -172,30 +169,30 @@ class Inventory:
     no_key: int
     no_key_checked_in: int
     since: datetime
+    #: when the servers were counted, and whether for this view (key_counts.KeyCountsCache)
+    counted_at: datetime
+    live: bool
 
 
-def key_inventory(db: Session, now: datetime | None = None, window: timedelta = CHECKIN_WINDOW) -> Inventory:
-    """Counts for the start page in three small queries, whatever the fleet size: servers and
-    recent check-ins grouped by key (answered from the ``(key_id, checkin)`` index), the keys, the feeds."""
-    since = (now or utcnow()) - window
-    grouped = db.execute(
-        select(Server.key_id, func.count(), func.count().filter(Server.checkin >= since))
-        .group_by(Server.key_id)
-    ).all()
-    counts = {key_id: (n, recent) for key_id, n, recent in grouped}
+def key_inventory(db: Session, counts: KeyCounts | None = None) -> Inventory:
+    """The start page's numbers from ``counts`` (servers per key; counted now when not given): the
+    keys and the feeds are read here, the per-feed sums and totals added up from the counts."""
+    counts = counts or count_by_key(db)
+    by_key = counts.by_key
     keys = db.scalars(select(Key).order_by(Key.created, Key.id)).all()
-    rows = [KeyRow(k, *counts.get(k.id, (0, 0))) for k in keys]
+    rows = [KeyRow(k, *by_key.get(k.id, (0, 0))) for k in keys]
     per_feed: dict[str, list[int]] = {name: [0, 0, 0] for name in feed_names(db)}
     for row in rows:
         sums = per_feed.setdefault(row.key.feed.name, [0, 0, 0])
         sums[0] += 1
         sums[1] += row.servers
         sums[2] += row.checked_in
-    no_key, no_key_recent = counts.get(None, (0, 0))
+    no_key, no_key_recent = by_key.get(None, (0, 0))
     return Inventory(
         keys=rows,
         feeds=[FeedRow(name, *sums) for name, sums in per_feed.items()],
-        total=sum(n for n, _ in counts.values()),
-        checked_in=sum(r for _, r in counts.values()),
-        no_key=no_key, no_key_checked_in=no_key_recent, since=since,
+        total=sum(n for n, _ in by_key.values()),
+        checked_in=sum(r for _, r in by_key.values()),
+        no_key=no_key, no_key_checked_in=no_key_recent, since=counts.since,
+        counted_at=counts.counted_at, live=counts.live,
     )

@@ -20,7 +20,8 @@ def _share(part: int, whole: int) -> str:
 
 @view_config(route_name="home", renderer="eportal_core:templates/home.pt", request_method="GET")
 def home(request):
-    inv = keys_service.key_inventory(request.dbsession)
+    cache = request.registry["key_counts"]
+    inv = keys_service.key_inventory(request.dbsession, cache.get(request.dbsession))
     servers_url = request.route_url("kcserver_list")
 
     def servers_link(**query):
@@ -62,6 +63,10 @@ def home(request):
                    "servers_url": servers_link(key=NO_KEY),
                    "checked_in_url": servers_link(key=NO_KEY, **recent)} if inv.no_key else None,
         "keys": keys,
+        # at fleet scale the counts come from a background refresh: say when they were counted
+        "counted": None if inv.live else {
+            "at": inv.counted_at.strftime("%H:%M:%S UTC"), "iso": inv.counted_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "every": f"{cache.refresh_seconds:g} s"},
     }
 
 
