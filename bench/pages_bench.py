@@ -14,6 +14,9 @@ check-ins over the past 10 days. Then a real ``eportal serve`` on that database,
 as ``admin``, and each page requested ``--warmup`` times, then ``--requests`` times in a row on
 one kept-alive loopback connection: median and p95 wall time (the client is on the same machine,
 so that is the server's time plus well under a millisecond). Target: 150 ms at 1M servers.
+From 100k servers on (``eportal.start_page.live_count_under``) the start page shows the counts of
+a background refresh (services/key_counts.py); what each refresh costs is timed and printed
+separately ("start page counts (background refresh)").
 
 Then each page once more inside this process (the same app on the same database, through WebTest)
 with every SQL statement timed; statements slower than ``--explain-over`` ms are printed with their
@@ -356,8 +359,28 @@ def profile_statements(url: str, data_dir: Path, password: str, page_list, expla
     finally:
         event.remove(engine, "before_cursor_execute", before)
         event.remove(engine, "after_cursor_execute", after)
+        app.registry["key_counts"].stop()
         engine.dispose()
     return out
+
+
+def time_key_counts(url: str, repeat: int = 5) -> dict:
+    """The start page's count of servers per key (services/key_counts.py): what each background
+    refresh costs the database at this size (the page itself reads the last refresh past 100k)."""
+    from eportal_core.services.key_counts import count_by_key
+
+    engine = make_engine(url)
+    times = []
+    try:
+        with engine.connect() as conn:
+            count_by_key(conn)  # warm
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                count_by_key(conn)
+                times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        engine.dispose()
+    return {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1), "runs": repeat}
 
 
 def _is_select(statement: str) -> bool:
@@ -452,8 +475,11 @@ def run_backend(backend: str, opts) -> dict:
                 for s in p["slow"]:
                     print(f"      slow SQL on '{p['page']}': {s['ms']} ms\n        {s['sql'][:600]}\n"
                           + "\n".join("        | " + line for line in s["plan"].splitlines()), flush=True)
+            refresh = time_key_counts(url)
+            print(f"      start page counts (background refresh, every 30 s): median {refresh['median_ms']} ms, "
+                  f"max {refresh['max_ms']} ms of {refresh['runs']}", flush=True)
             result["sizes"].append({"servers": size, "seeding": seeded, "facts": facts, "pages": timed,
-                                    "statements": profile})
+                                    "statements": profile, "key_counts_refresh": refresh})
         path = write_result(f"pages-{backend}-{today()}.json", result)
         print(f"[{backend}] written to {path}")
         return result
@@ -481,6 +507,9 @@ def print_summary(results: list[dict]) -> None:
                 print(f"    {p['page']:<36} {p['median_ms']:>7.1f}ms {p['p95_ms']:>7.1f}ms  "
                       f"{sp.get('sql_ms', 0):>8.1f} ms/{sp.get('statements', 0):<3} "
                       f"{'ok' if p['meets_target'] else 'MISSES'}")
+            if "key_counts_refresh" in size:
+                r = size["key_counts_refresh"]
+                print(f"    (start page counts, background refresh: median {r['median_ms']} ms, max {r['max_ms']} ms)")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ refresh at fleet scale (services/key_counts.py), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -99,3 +100,43 @@ def test_the_background_refresh_follows_the_fleet(request, backend, tmp_path_fac
         cache.stop()
         engine.dispose()
     assert cache._thread is None
+
+
+def test_counts_older_than_three_refreshes_are_counted_again(testapp, as_admin, dbsession, counts):
+    """After the refresh stopped (no views for a while), the next view counts live, not shows an old count."""
+    counts.live_count_under, counts.refresh_seconds = 1, 3600
+    keys_service.create_key(dbsession, "old")
+    add_server(dbsession, "old")
+    assert total(testapp.get("/admin/")) == "1"
+    add_server(dbsession, "old")
+    assert total(testapp.get("/admin/")) == "1"
+    counts.latest = replace(counts.latest, counted_at=counts.latest.counted_at - timedelta(seconds=3 * 3600 + 1))
+    page = testapp.get("/admin/")
+    assert total(page) == "2" and page.html.select_one(".counts-note") is None
+
+
+def test_the_refresh_stops_when_nobody_looks_and_survives_database_errors(caplog):
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+
+    @contextmanager
+    def broken_read():
+        calls.append(1)
+        raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly\nmore detail"))
+        yield  # pragma: no cover
+
+    cache = KeyCountsCache(broken_read, live_count_under=1, refresh_seconds=0.02, idle_seconds=0.5)
+    cache.latest = sentinel = object()
+    cache.start()
+    deadline = time.monotonic() + 20
+    while cache._thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not cache._thread.is_alive()              # stopped: no view within idle_seconds
+    assert len(calls) >= 2 and cache.latest is sentinel   # kept trying, kept the last counts
+    warnings = [r for r in caplog.records if "refreshing the start page's counts failed" in r.getMessage()]
+    assert warnings and all(r.levelname == "WARNING" and r.exc_info is None for r in warnings)
+    assert "server closed the connection unexpectedly" in warnings[0].getMessage()
+    assert "more detail" not in warnings[0].getMessage()

@@ -5,12 +5,15 @@ million servers on either database, and it grows with the fleet. So the start pa
 while the fleet is smaller than ``eportal.start_page.live_count_under`` servers (exact: a server
 registered a moment ago is in), and past that it shows the counts of a background refresh that
 runs every ``eportal.start_page.refresh_seconds`` in each process (the page says when they were
-counted). A page view then never waits for a count of every server, however seldom it comes.
+counted). A page view then does not wait for a count of every server. The refresh stops after
+IDLE_SECONDS without a view; counts older than three refresh periods are not shown: the next view
+counts live and starts the refresh again.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 CHECKIN_WINDOW = timedelta(hours=48)
 LIVE_COUNT_UNDER = 100_000
 REFRESH_SECONDS = 30
+#: the background refresh stops after this long without a start page view
+IDLE_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,10 @@ class KeyCountsCache:
     """
 
     def __init__(self, read, *, live_count_under: int = LIVE_COUNT_UNDER, refresh_seconds: float = REFRESH_SECONDS,
-                 window: timedelta = CHECKIN_WINDOW):
+                 window: timedelta = CHECKIN_WINDOW, idle_seconds: float = IDLE_SECONDS):
         self.read = read
+        self.idle_seconds = idle_seconds
+        self._last_view = time.monotonic()
         self.live_count_under = live_count_under
         self.refresh_seconds = refresh_seconds
         self.window = window
@@ -69,8 +76,10 @@ class KeyCountsCache:
         self._start_lock = threading.Lock()
 
     def get(self, db, now: datetime | None = None) -> KeyCounts:
+        self._last_view = time.monotonic()
         latest = self.latest
-        if latest is None or latest.total < self.live_count_under:
+        too_old = latest is not None and utcnow() - latest.counted_at > timedelta(seconds=3 * self.refresh_seconds)
+        if latest is None or too_old or latest.total < self.live_count_under:
             counts = count_by_key(db, now, self.window)
             self.latest = counts
             if counts.total >= self.live_count_under:
@@ -86,23 +95,25 @@ class KeyCountsCache:
         return counts
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
         with self._start_lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="key-counts", daemon=True)
                 self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+        self._thread = None
 
     def _run(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
+            if time.monotonic() - self._last_view > self.idle_seconds:
+                return  # nobody looks: stop counting (the next view counts live and restarts it)
             try:
                 self.refresh()
-            except Exception:  # a database hiccup: keep the last counts, try again next time
-                log.exception("refreshing the start page's counts failed")
+            except Exception as exc:  # a database hiccup: keep the last counts, try again next time
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("refreshing the start page's counts failed: %s", first_line[:300])
