@@ -5,10 +5,10 @@ and runs one indexed SELECT through it: no ORM, no pool checkout, no request tra
 check-in costs little more than the bare route (see bench/fleet_bench.py).
 
 On PostgreSQL through psycopg 3 the SELECT is a server-side prepared statement run through libpq
-directly (``PGconn.exec_prepared``, which releases the GIL while it waits): measured per lookup on
-this machine, 11 us of Python and 20 us of PostgreSQL CPU against 46 us and 40 us through a
-psycopg cursor (whose parameter adaptation, result wrapping and per-execute Parse/Describe cost
-more than the lookup itself). Other drivers use the DB-API cursor.
+directly (``PGconn.exec_prepared``, which releases the GIL while it waits): measured per lookup in
+a loop, 11-20 us of Python and 20-36 us of PostgreSQL CPU against 46 and 40 us through a psycopg
+cursor (its parameter adaptation and result wrapping cost more than the lookup itself; see
+bench/README.md for what it changes in the running portal). Other drivers use the DB-API cursor.
 """
 from __future__ import annotations
 
