@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from contextlib import closing, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -135,6 +135,35 @@ def new_database_url(request, backend: str, tmp_path_factory) -> str:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine.dispose()
     return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+class CommittedDatabase:
+    """A fresh, migrated database whose writes commit, for code that reads through connections of
+    its own (the agent directory, background threads): ``.url``, ``.engine``, and
+    ``with db.session() as session:`` committed when the block ends."""
+
+    def __init__(self, url: str):
+        from .migrate import upgrade
+        self.url = url
+        self.engine = make_engine(url)
+        upgrade(self.engine)
+
+    @contextmanager
+    def session(self):
+        import transaction
+
+        from .db import get_session_factory, get_tm_session
+        tm = transaction.TransactionManager(explicit=True)
+        with tm:
+            yield get_tm_session(get_session_factory(self.engine), tm)
+
+
+@pytest.fixture
+def committed_db(request, backend, tmp_path_factory):
+    """A :class:`CommittedDatabase` on the test's backend, disposed afterwards."""
+    db = CommittedDatabase(new_database_url(request, backend, tmp_path_factory))
+    yield db
+    db.engine.dispose()
 
 
 # --- the app and the database -------------------------------------------------------------------

@@ -7,13 +7,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-import transaction
 
-from eportal_core.db import get_session_factory, get_tm_session, make_engine
-from eportal_core.migrate import upgrade
 from eportal_core.services import keys as keys_service
 from eportal_core.services.key_counts import KeyCountsCache
-from eportal_core.testing import new_database_url
 
 from .fleet import add_server
 
@@ -70,23 +66,17 @@ def test_at_fleet_scale_the_page_shows_the_last_refresh_and_says_when(testapp, a
     assert counts._thread is not None    # the background refresh runs from the first cached view on
 
 
-def test_the_background_refresh_follows_the_fleet(request, backend, tmp_path_factory):
+def test_the_background_refresh_follows_the_fleet(committed_db):
     """The refresh thread, through its own connections, picks up servers registered since."""
-    url = new_database_url(request, backend, tmp_path_factory)
-    engine = make_engine(url)
-    upgrade(engine)
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        db = get_tm_session(get_session_factory(engine), tm)
-        key = keys_service.create_key(db, "grow")
+    engine = committed_db.engine
+    with committed_db.session() as db:
+        key_id = keys_service.create_key(db, "grow").id
         add_server(db, "grow")
-        key_id = key.id
     cache = KeyCountsCache(engine.connect, live_count_under=1, refresh_seconds=0.05)
     try:
         with engine.connect() as conn:
             assert cache.get(conn).by_key == {key_id: (1, 1)}   # counted for this view, thread started
-        with tm:
-            db = get_tm_session(get_session_factory(engine), tm)
+        with committed_db.session() as db:
             for _ in range(2):
                 add_server(db, "grow")
         deadline = time.monotonic() + 20
@@ -98,7 +88,6 @@ def test_the_background_refresh_follows_the_fleet(request, backend, tmp_path_fac
         assert (served.by_key, served.live) == ({key_id: (3, 3)}, False)
     finally:
         cache.stop()
-        engine.dispose()
     assert cache._thread is None
 
 

@@ -1,24 +1,17 @@
 """The hot-path lookup through per-thread DB-API connections, on both databases, committed data."""
 import threading
 
-import transaction
 from sqlalchemy import select
 
 from eportal_core.agent_directory import AgentDirectory
-from eportal_core.db import get_session_factory, get_tm_session, make_engine
-from eportal_core.migrate import upgrade
+from eportal_core.db import make_engine
 from eportal_core.models import Server
 from eportal_core.services import agents, keys
-from eportal_core.testing import new_database_url
 
 
-def test_lookup_sees_committed_servers_from_every_thread(request, backend, tmp_path_factory):
-    url = new_database_url(request, backend, tmp_path_factory)
-    engine = make_engine(url)
-    upgrade(engine)
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        db = get_tm_session(get_session_factory(engine), tm)
+def test_lookup_sees_committed_servers_from_every_thread(committed_db):
+    url = committed_db.url
+    with committed_db.session() as db:
         key = keys.create_key(db, "dirkey")
         server = agents.register(db, "dirkey", hostname="h1").server
         expected = (server.id, key.id, key.feed_id)
@@ -34,23 +27,17 @@ def test_lookup_sees_committed_servers_from_every_thread(request, backend, tmp_p
         t.join()
     assert results == [expected] * 4
     # a later registration is visible at once (autocommit: no stale snapshot held by the thread)
-    with tm:
-        db = get_tm_session(get_session_factory(engine), tm)
+    with committed_db.session() as db:
         later = agents.register(db, "dirkey", hostname="h2").server.server_id
     assert directory.lookup(later) is not None
     directory.engine.dispose()
-    engine.dispose()
 
 
-def test_a_server_without_a_key_and_a_lost_connection(request, backend, tmp_path_factory):
+def test_a_server_without_a_key_and_a_lost_connection(committed_db, backend):
     """A server whose key is gone reads back with no key and no feed (PostgreSQL: libpq text values
     to ints and NULLs); a connection the database dropped is replaced and the lookup retried."""
-    url = new_database_url(request, backend, tmp_path_factory)
-    engine = make_engine(url)
-    upgrade(engine)
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        db = get_tm_session(get_session_factory(engine), tm)
+    url, engine = committed_db.url, committed_db.engine
+    with committed_db.session() as db:
         keys.create_key(db, "k-nullkey")
         orphan = agents.register(db, "k-nullkey", hostname="o1").server
         orphan_pk, orphan_sid = orphan.id, orphan.server_id
@@ -69,18 +56,13 @@ def test_a_server_without_a_key_and_a_lost_connection(request, backend, tmp_path
     assert directory._local.conn is not first
     assert directory.lookup("Zzzzzzzzzzzzzzzz") is None
     directory.engine.dispose()
-    engine.dispose()
 
 
-def test_concurrent_lookups_each_get_their_own_row(request, backend, tmp_path_factory):
+def test_concurrent_lookups_each_get_their_own_row(committed_db):
     """32 threads at once, half of them asking for unknown ids (some odd enough to need quoting):
     each gets its own answer through its own connection."""
-    url = new_database_url(request, backend, tmp_path_factory)
-    engine = make_engine(url)
-    upgrade(engine)
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        db = get_tm_session(get_session_factory(engine), tm)
+    url = committed_db.url
+    with committed_db.session() as db:
         key = keys.create_key(db, "k-many")
         found = {agents.register(db, "k-many", hostname=f"m{n}").server.server_id: None for n in range(16)}
         for sid in found:
@@ -101,18 +83,13 @@ def test_concurrent_lookups_each_get_their_own_row(request, backend, tmp_path_fa
         t.join(timeout=30)
     assert results == {**found, **dict.fromkeys(unknown)}
     directory.engine.dispose()
-    engine.dispose()
 
 
-def test_a_connection_another_thread_used_is_taken_over(request, backend, tmp_path_factory):
+def test_a_connection_another_thread_used_is_taken_over(committed_db):
     """A worker thread's connection goes back to the pool when the thread ends; the next thread that
     gets it finds the lookup prepared there already (PostgreSQL: 42P05) and uses it."""
-    url = new_database_url(request, backend, tmp_path_factory)
-    engine = make_engine(url)
-    upgrade(engine)
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        db = get_tm_session(get_session_factory(engine), tm)
+    url = committed_db.url
+    with committed_db.session() as db:
         keys.create_key(db, "k-reuse")
         sid = agents.register(db, "k-reuse", hostname="r1").server.server_id
     directory = AgentDirectory(make_engine(url, pool_size=1, max_overflow=0))
@@ -128,4 +105,3 @@ def test_a_connection_another_thread_used_is_taken_over(request, backend, tmp_pa
     assert [found for found, _ in seen] == [True, True]
     assert seen[0][1] == seen[1][1]  # the same DB-API connection, taken over from the pool
     directory.engine.dispose()
-    engine.dispose()
