@@ -35,6 +35,23 @@ class AgentDirectory:
         self._local = threading.local()
         #: a SQLAlchemy Connection to read through instead (tests: the rolled-back one)
         self.connection = None
+        #: server_id -> pk of every server, for check-ins (server_memory.ServerMemory), or None
+        self.memory = None
+
+    def server_pk(self, server_id: str) -> int | None:
+        """The check-in path: the server's pk, from memory when it is kept there (a miss is looked
+        up in the database and remembered), else through :meth:`lookup`."""
+        memory = self.memory if self.connection is None else None
+        if memory is not None:
+            pk = memory.get(server_id)
+            if pk is not None:
+                return pk
+        row = self.lookup(server_id)
+        if row is None:
+            return None
+        if memory is not None:
+            memory.remember(server_id, row[0])
+        return row[0]
 
     def lookup(self, server_id: str) -> tuple | None:
         if self.connection is not None:

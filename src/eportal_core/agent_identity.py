@@ -37,13 +37,30 @@ def identify_agent(request, *, server_id: str | None = None, kernel_id: str | No
     if row is None:
         return None
     agent = Agent(row[0], server_id, row[1], row[2] if row[2] is not None else main_feed_id(request.registry))
+    _record(request, agent.pk, server_id, kernel_id, info)
+    return agent
+
+
+def record_checkin(request, server_id: str, info: dict | None = None) -> bool:
+    """The check-in route's half of :func:`identify_agent`: the server is known (False: unknown) and
+    its check-in recorded; no key or feed (the answer needs neither), so the server's pk may come
+    from memory (agent_directory.AgentDirectory.server_pk)."""
+    if not valid_server_id(server_id):
+        return False
+    pk = request.registry["agent_directory"].server_pk(server_id)
+    if pk is None:
+        return False
+    _record(request, pk, server_id, None, info)
+    return True
+
+
+def _record(request, pk: int, server_id: str, kernel_id: str | None, info: dict | None) -> None:
     values = {"checkin": utcnow(), "ip": client_ip(request)}
     if kernel_id and KERNEL_ID_RE.match(kernel_id):
         values["kernel_id"] = kernel_id
     if info:
         values.update(info)
-    request.registry["checkins"].record(agent.pk, agent.server_id, values)
-    return agent
+    request.registry["checkins"].record(pk, server_id, values)
 
 
 def main_feed_id(registry) -> int:

@@ -2,6 +2,7 @@
 the check-in buffer."""
 from .agent_directory import AgentDirectory
 from .db import make_engine
+from .server_memory import ServerMemory
 from .services.checkins import CheckinBuffer
 from .services.key_counts import KeyCountsCache
 
@@ -16,6 +17,11 @@ def includeme(config):
                                                              max_overflow=32))
     interval = registry.settings.get("eportal.checkins.flush_seconds") or 1
     registry["checkins"] = CheckinBuffer(engine, registry.pm, interval=interval)
+    in_memory = registry.settings.get("eportal.agent_directory.in_memory") or "auto"
+    if in_memory == "true" or (in_memory == "auto" and engine.dialect.name == "postgresql"):
+        memory = ServerMemory(engine)
+        registry["agent_directory"].memory = memory
+        registry["checkins"].on_missing = memory.forget
     # the start page's servers per key (through db_read as it is when counted: tests swap it)
     registry["key_counts"] = KeyCountsCache(
         lambda: registry["db_read"](),

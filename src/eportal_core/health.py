@@ -50,6 +50,10 @@ def checkins_check(registry) -> tuple[Check, dict]:
     # only the exception's type: its text may name hosts, users or SQL, and this page is public
     last_error = buf.last_error.split(":", 1)[0] if buf.last_error else None
     info = {"pending": buf.pending(), "flushed": buf.flushed, "errors": buf.errors, "last_error": last_error}
+    directory = registry.get("agent_directory")
+    memory = getattr(directory, "memory", None)
+    # server ids kept in memory for check-ins (server_memory.py): how many, and whether loading finished
+    info["in_memory"] = None if memory is None else {"servers": len(memory.pks), "loaded": memory.loaded}
     if last_error:
         return Check("checkins", False, f"the last write failed ({last_error}), {info['pending']} pending; see the log"), info
     return Check("checkins", True, f"{info['pending']} pending, {info['flushed']} written"), info

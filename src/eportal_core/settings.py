@@ -153,6 +153,9 @@ CORE_SETTINGS = [
             "How long the job leader's lease lasts before another process may take over."),
     Setting("eportal.checkins.flush_seconds", int_between(1, 300), 1,
             "How often agents' check-ins, kept in memory, are written to the database (and on shutdown)."),
+    Setting("eportal.agent_directory.in_memory", one_of("auto", "true", "false"), "auto",
+            "Keep every server's id in memory so check-ins need no database round trip (~100 MB per "
+            "process at a million servers); auto = on for PostgreSQL."),
     Setting("eportal.start_page.live_count_under", int_between(0, 1_000_000_000), 100_000,
             "Below this many servers the start page counts servers per key for each view; from it on "
             "it shows counts refreshed in the background (counting a million servers takes ~0.1 s)."),

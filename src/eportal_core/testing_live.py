@@ -165,6 +165,15 @@ class LiveServer:
         if not found:
             raise LiveServerError(f"eportal init printed no admin password:\n{init.stdout}{init.stderr}")
         self.admin_password = found.group(1)
+        return self._serve()
+
+    def restart(self) -> LiveServer:
+        """Stop, then serve the same data dir and database again (no ``init``)."""
+        self.stop()
+        return self._serve()
+
+    def _serve(self) -> LiveServer:
+        from .testing import free_port
         for attempt in range(3):  # a free port can be taken by someone else before we bind it
             if attempt:
                 self.port = free_port()

@@ -472,11 +472,17 @@ def test_script_url_behind_trusted_proxy(testapp, trusted_proxies):
 
 # --- health -------------------------------------------------------------------------------------
 
-def test_health_reports_checkins(testapp, checkins):
+def test_health_reports_checkins(testapp, checkins, backend):
     res = testapp.get("/admin/health", status="*")
     check = next(c for c in res.json["checks"] if c["name"] == "checkins")
     assert check["ok"] is True
-    assert set(res.json["checkins"]) == {"pending", "flushed", "errors", "last_error"}
+    assert set(res.json["checkins"]) == {"pending", "flushed", "errors", "last_error", "in_memory"}
+    # server ids in memory for check-ins: on for PostgreSQL (eportal.agent_directory.in_memory = auto)
+    in_memory = res.json["checkins"]["in_memory"]
+    if backend == "postgresql":
+        assert set(in_memory) == {"servers", "loaded"}
+    else:
+        assert in_memory is None
     saved = checkins.last_error
     checkins.last_error = "OperationalError: could not connect to db.internal as eportal"
     try:

@@ -76,3 +76,26 @@ def test_a_flush_larger_than_one_statement_writes_every_server(dbsession, dbconn
         ("10.1.0.4", "renamed-4", "r4", 5, 4000)]
     assert [r.checkin == now for r in rows] == [True] * 5
     assert [r.updated == now for r in rows] == [True, True, False, True, True]
+
+
+def test_a_server_removed_meanwhile_is_reported_by_the_flush(dbsession, dbconnection, engine):
+    """A check-in for a server whose row is gone (removed on another node) writes nothing and names
+    the server to on_missing (the in-memory directory forgets it); the others are written."""
+    from sqlalchemy import text
+
+    keys.create_key(dbsession, "km")
+    servers = [agents.register(dbsession, "km", hostname=f"g{n}").server for n in range(3)]
+    dbsession.commit()
+    buf = CheckinBuffer(engine)
+    buf.bind, buf.autostart = dbconnection, False
+    reported = []
+    buf.on_missing = reported.extend
+    now = utcnow()
+    for s in servers:
+        buf.record(s.id, s.server_id, {"checkin": now, "ip": "10.2.0.1"})
+    dbconnection.execute(text("DELETE FROM servers WHERE id = :pk"), {"pk": servers[1].id})
+    assert buf.flush() == 3 and buf.errors == 0
+    assert reported == [servers[1].server_id]
+    dbsession.expire_all()
+    assert [dbsession.get(Server, s.id) is not None and dbsession.get(Server, s.id).ip for s in (servers[0], servers[2])] \
+        == ["10.2.0.1", "10.2.0.1"]

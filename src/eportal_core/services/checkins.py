@@ -27,6 +27,9 @@ class CheckinBuffer:
         #: a Connection to write through instead of the engine (tests: the rolled-back one)
         self.bind = None
         self.autostart = True
+        #: ``on_missing(server_ids)``: servers whose row was gone when their check-in was written
+        #: (PostgreSQL; fleet.py points it at the agent directory's memory)
+        self.on_missing = None
         self._pending: dict[int, dict] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -121,10 +124,16 @@ class CheckinBuffer:
                 # against one statement per row (executemany), same Python cost (bench/README.md)
                 for start in range(0, len(rows), UNNEST_CHUNK):
                     chunk = rows[start:start + UNNEST_CHUNK]
-                    conn.exec_driver_sql(sql, tuple([row[name] for row in chunk] for name in ("pk", *columns)))
+                    written = conn.exec_driver_sql(sql + " RETURNING s.id",
+                                                   tuple([row[name] for row in chunk] for name in ("pk", *columns)))
+                    self._report_missing(batch, {row["pk"] for row in chunk} - set(written.scalars()))
             else:
                 # driver SQL: SQLAlchemy's per-row parameter handling cost more than the update itself
-                conn.exec_driver_sql(sql, rows)
+                written = conn.exec_driver_sql(sql, rows)
+                if self.on_missing is not None and 0 <= written.rowcount < len(rows):
+                    pks = [row["pk"] for row in rows]
+                    alive = set(conn.execute(select(Server.__table__.c.id).where(Server.__table__.c.id.in_(pks))).scalars())
+                    self._report_missing(batch, set(pks) - alive)
         key_of: dict[int, int | None] = {}
         if tag_rows:  # a server removed since its contact has no row to tag
             table = Server.__table__
@@ -137,6 +146,12 @@ class CheckinBuffer:
                 conn.execute(ServerTag.__table__.insert(), [{"server_pk": pk, "name": n, "value": v, "key_id": key_of[pk]}
                                                             for n, v in tags])
             conn.execute(update(Server.__table__).where(Server.__table__.c.id == pk).values(tags=format_tags(tags)))
+
+    def _report_missing(self, batch: dict[int, dict], missing: set[int]) -> None:
+        """Servers whose row was gone when their check-in was written (removed since, elsewhere):
+        whoever keeps their ids in memory forgets them (on_missing)."""
+        if missing and self.on_missing is not None:
+            self.on_missing([batch[pk]["server_id"] for pk in missing])
 
 
 _UPDATE_SQL: dict[tuple, tuple[str, list]] = {}

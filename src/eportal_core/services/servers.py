@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
+from .. import server_memory
 from ..models import Feed, Key, Server, ServerTag, utcnow
 from . import ServiceError, audit
 from .events import notify
@@ -356,7 +357,14 @@ def delete_servers_where(db: Session, *conditions, pm=None, request=None, actor:
     if pm is not None and pm.hook.eportal_server_unregistered.get_hookimpls():
         for server in db.scalars(select(Server).where(*conditions)):
             notify(pm, "server_unregistered", request=request, server=server)
-    removed = db.execute(delete(Server).where(*conditions).execution_options(synchronize_session=False)).rowcount or 0
+    statement = delete(Server).where(*conditions).execution_options(synchronize_session=False)
+    if server_memory.any_active():
+        # this process keeps server ids in memory for check-ins: forget the removed ones at once
+        gone = db.scalars(statement.returning(Server.server_id)).all()
+        server_memory.forget(gone)
+        removed = len(gone)
+    else:
+        removed = db.execute(statement).rowcount or 0
     if actor is not None:
         audit.record(db, actor, "server.delete", what, f"servers={removed}", ip=_ip(request))
     return removed

@@ -20,7 +20,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
-from ..agent_identity import identify_agent
+from ..agent_identity import record_checkin
 from ..agent_lane import add_lane_view
 from ..clientip import client_ip
 from ..request_params import ParamError, read_params
@@ -192,8 +192,8 @@ def checkin(request):
         raise BadInput("bad-server-id", "server_id is required")
     if not agents.valid_server_id(server_id):
         raise BadInput("bad-server-id", "server_id must be 16 letters and digits, starting with a letter")
-    # the one identity path of every agent request; the check-in is coalesced, never written here
-    if identify_agent(request, server_id=server_id, info=_info(params)) is None:
+    # the check-in is coalesced, never written here; the server's pk may come from memory
+    if not record_checkin(request, server_id, _info(params)):
         return _response(_UNKNOWN_SERVER, 404, "application/json")
     return _response(_CHECKED_IN, 200, "application/json")
 
