@@ -154,7 +154,7 @@ CORE_SETTINGS = [
     Setting("eportal.checkins.flush_seconds", int_between(1, 300), 1,
             "How often agents' check-ins, kept in memory, are written to the database (and on shutdown)."),
     Setting("eportal.agent_directory.in_memory", one_of("auto", "true", "false"), "auto",
-            "Keep every server's id in memory so check-ins need no database round trip (~100 MB per "
+            "Keep every server's id in memory so check-ins need no database round trip (~150 MiB per "
             "process at a million servers); auto = on for PostgreSQL."),
     Setting("eportal.start_page.live_count_under", int_between(0, 1_000_000_000), 100_000,
             "Below this many servers the start page counts servers per key for each view; from it on "
