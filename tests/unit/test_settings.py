@@ -91,6 +91,9 @@ def test_keys_outside_the_owned_namespaces_pass_through():
     ("eportal.trusted_proxies", "10.0.0.0/8 proxy.example.com", "IP addresses or networks separated by spaces (bad entry 'proxy.example.com')"),
     ("eportal.api_key_header", "X Api Key", "an HTTP header name made of letters, digits and '-'"),
     ("eportal.api_key_header", "X-Api-Key:", "an HTTP header name made of letters, digits and '-'"),
+    ("eportal.agent_directory.in_memory", "sometimes", "one of auto, true, false"),
+    ("eportal.start_page.live_count_under", "-1", "a whole number from 0 to 1000000000"),
+    ("eportal.start_page.refresh_seconds", "1", "a whole number from 5 to 3600"),
 ])
 def test_bad_value_names_key_value_and_what_is_allowed(key, bad, allowed):
     with pytest.raises(SettingsError) as exc:
