@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
@@ -71,32 +74,72 @@ class AgentDirectory:
                     cur.close()
             except errors:
                 # a broken connection (database restarted): drop it and try once on a new one
-                self._local.conn = None
-                if conn is not None:
-                    _invalidate(conn)
+                self._drop()
                 if attempt == 2:
                     raise
         return None
 
+    @contextmanager
+    def reading(self):
+        """``registry["db_read"]`` on PostgreSQL: this thread's own connection (autocommit, kept
+        open), so the reads of an agent request (a patch level, a file's row) cost one round trip
+        each: no pool checkout with its pre-ping, no BEGIN, no ROLLBACK. SQLite gets a pooled
+        connection each time: its engine opens every SQLAlchemy transaction with an explicit BEGIN
+        (db.py), which would stay open on a kept connection."""
+        if self.connection is not None:
+            yield self.connection
+            return
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        errors = (DBAPIError, self.engine.dialect.loaded_dbapi.Error)
+        self._thread_connection()
+        conn = self._local.sa
+        try:
+            yield conn
+        except errors:
+            self._drop()
+            raise
+        finally:
+            if getattr(self._local, "sa", None) is conn:
+                try:
+                    conn.rollback()  # ends SQLAlchemy's transaction marker; nothing is sent in autocommit
+                except errors:
+                    self._drop()
+
     def _thread_connection(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self.engine.raw_connection()
-            if self.engine.dialect.name != "sqlite":
-                conn.dbapi_connection.autocommit = True  # each SELECT sees committed rows; no idle transaction
+            sa_conn = None
+            if self.engine.dialect.name == "sqlite":
+                conn = self.engine.raw_connection()
+            else:
+                # each SELECT sees committed rows; no idle transaction
+                sa_conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                conn = sa_conn.connection
             if self._libpq:
                 try:
                     _prepare(conn.dbapi_connection.pgconn, self.sql.replace("%s", "$1"))
                 except BaseException:
-                    _invalidate(conn)
+                    _invalidate(sa_conn or conn)
                     raise
-            self._local.conn = conn
+            self._local.conn, self._local.sa = conn, sa_conn
         return conn
+
+    def _drop(self) -> None:
+        """Forget this thread's connection (broken: the database restarted, say); the next use opens one."""
+        conn, sa_conn = getattr(self._local, "conn", None), getattr(self._local, "sa", None)
+        self._local.conn = self._local.sa = None
+        if sa_conn is not None or conn is not None:
+            _invalidate(sa_conn if sa_conn is not None else conn)
 
 
 def _invalidate(conn) -> None:
+    """Invalidate and close a pool connection (fairy) or a SQLAlchemy Connection, quietly."""
     try:
         conn.invalidate()
+        conn.close()
     except Exception:
         pass
 

@@ -10,11 +10,14 @@ from .services.key_counts import KeyCountsCache
 def includeme(config):
     registry = config.registry
     engine = registry["dbengine"]
-    # agent lookups read outside the request's (write) transaction; tests swap in their connection
-    registry["db_read"] = engine.connect
     # its own small engine: every worker thread keeps one connection of it for the hot lookup
     registry["agent_directory"] = AgentDirectory(make_engine(registry.settings["sqlalchemy.url"], pool_size=32,
                                                              max_overflow=32))
+    # agent requests read outside the request's (write) transaction; tests swap in their connection.
+    # PostgreSQL: through the directory's per-thread connection (one round trip per read, see
+    # AgentDirectory.reading); SQLite: a pooled connection each time (in-process, cheap)
+    registry["db_read"] = registry["agent_directory"].reading if engine.dialect.name == "postgresql" \
+        else engine.connect
     interval = registry.settings.get("eportal.checkins.flush_seconds") or 1
     registry["checkins"] = CheckinBuffer(engine, registry.pm, interval=interval)
     in_memory = registry.settings.get("eportal.agent_directory.in_memory") or "auto"

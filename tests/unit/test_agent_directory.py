@@ -1,7 +1,9 @@
 """The hot-path lookup through per-thread DB-API connections, on both databases, committed data."""
 import threading
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from eportal_core.agent_directory import AgentDirectory
 from eportal_core.db import make_engine
@@ -104,4 +106,41 @@ def test_a_connection_another_thread_used_is_taken_over(committed_db):
         thread.join(timeout=30)
     assert [found for found, _ in seen] == [True, True]
     assert seen[0][1] == seen[1][1]  # the same DB-API connection, taken over from the pool
+    directory.engine.dispose()
+
+
+def test_reading_through_the_threads_connection(committed_db, backend):
+    """AgentDirectory.reading (registry["db_read"] on PostgreSQL): one kept connection per thread,
+    in autocommit (later commits are seen, it never sits in a transaction), the lookup's own; a
+    connection the database dropped fails that read only, the next one opens a new connection."""
+    from sqlalchemy import func, text
+
+    from eportal_core.models import Key
+
+    with committed_db.session() as db:
+        keys.create_key(db, "k-read")
+        sid = agents.register(db, "k-read", hostname="r1").server.server_id
+    directory = AgentDirectory(make_engine(committed_db.url))
+    directory.lookup(sid)
+    with directory.reading() as conn:
+        assert conn.scalar(select(func.count()).select_from(Key)) == 1
+        first = conn
+    with committed_db.session() as db:
+        keys.create_key(db, "k-read-2")
+    with directory.reading() as conn:
+        assert conn.scalar(select(func.count()).select_from(Key)) == 2
+        assert (conn is first) == (backend == "postgresql")   # SQLite: a pooled connection each time
+    if backend == "postgresql":
+        assert directory._local.conn is first.connection   # the lookup's connection
+        pid = first.connection.dbapi_connection.info.backend_pid
+        with committed_db.engine.connect() as admin:
+            state = admin.execute(text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar()
+            assert state == "idle"   # not "idle in transaction"
+            assert admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}).scalar() is True
+        with pytest.raises(DBAPIError):
+            with directory.reading() as conn:
+                conn.scalar(select(func.count()).select_from(Key))
+        with directory.reading() as conn:
+            assert conn is not first and conn.scalar(select(func.count()).select_from(Key)) == 2
+        assert directory.lookup(sid) is not None
     directory.engine.dispose()
