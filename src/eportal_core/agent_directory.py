@@ -61,7 +61,6 @@ class AgentDirectory:
             return self.connection.exec_driver_sql(self.sql, (server_id,)).first()
         errors = (self.engine.dialect.loaded_dbapi.Error, DirectoryError)
         for attempt in (1, 2):
-            conn = None
             try:
                 conn = self._thread_connection()
                 if self._libpq:

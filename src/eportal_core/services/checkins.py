@@ -169,20 +169,12 @@ def _update_sql(dialect, columns: tuple) -> tuple[str, list]:
     if cache_key not in _UPDATE_SQL and dialect.name == "postgresql":
         _UPDATE_SQL[cache_key] = _unnest_update_sql(dialect, columns)
     if cache_key not in _UPDATE_SQL:
-        table = Server.__table__
         mark = (lambda n: f":{n}") if dialect.paramstyle in ("named", "qmark") else (lambda n: f"%({n})s")
         sets = [f"{dialect.identifier_preparer.quote(c)} = {mark(c)}" for c in columns]
         if "patch_level" in columns and "checkin" in columns:
-            level = f"CAST({mark('patch_level')} AS INTEGER)"
-            sets.append(f"updated = CASE WHEN (patch_level IS NULL AND {level} IS NOT NULL) "
-                        f"OR patch_level <> {level} THEN {mark('checkin')} ELSE updated END")
-        processors = []
-        for c in columns:
-            process = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                processors.append((c, process))
+            sets.append(_updated_rule("", f"CAST({mark('patch_level')} AS INTEGER)", mark("checkin")))
         sql = f"UPDATE servers SET {', '.join(sets)} WHERE id = {mark('pk')}"
-        _UPDATE_SQL[cache_key] = (sql, processors)
+        _UPDATE_SQL[cache_key] = (sql, _bind_processors(dialect, columns))
     return _UPDATE_SQL[cache_key]
 
 
@@ -196,14 +188,27 @@ def _unnest_update_sql(dialect, columns: tuple) -> tuple[str, list]:
     types = ["INTEGER", *(table.c[c].type.compile(dialect=dialect) for c in columns)]
     sets = [f"{quote(c)} = v.{quote(c)}" for c in columns]
     if "patch_level" in columns and "checkin" in columns:
-        sets.append("updated = CASE WHEN (s.patch_level IS NULL AND v.patch_level IS NOT NULL) "
-                    "OR s.patch_level <> v.patch_level THEN v.checkin ELSE s.updated END")
+        sets.append(_updated_rule("s.", "v.patch_level", "v.checkin"))
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    sql = (f"UPDATE servers AS s SET {', '.join(sets)} FROM unnest({arrays}) "
+           f"AS v({', '.join(quote(n) for n in names)}) WHERE s.id = v.pk")
+    return sql, _bind_processors(dialect, columns)
+
+
+def _updated_rule(row: str, level: str, checkin: str) -> str:
+    """``updated`` moves to the check-in time when the patch level changes (``row``: the servers
+    row's prefix in the statement; ``level``, ``checkin``: the new values' SQL)."""
+    return (f"updated = CASE WHEN ({row}patch_level IS NULL AND {level} IS NOT NULL) "
+            f"OR {row}patch_level <> {level} THEN {checkin} ELSE {row}updated END")
+
+
+def _bind_processors(dialect, columns: tuple) -> list:
+    """(column, the column type's bind processor) for the columns that have one (SQLite keeps
+    datetimes as text): the flush passes values through them, as SQLAlchemy would."""
+    table = Server.__table__
     processors = []
     for c in columns:
         process = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((c, process))
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
-    sql = (f"UPDATE servers AS s SET {', '.join(sets)} FROM unnest({arrays}) "
-           f"AS v({', '.join(quote(n) for n in names)}) WHERE s.id = v.pk")
-    return sql, processors
+    return processors
