@@ -44,7 +44,7 @@ setup(
         "paste.app_factory": ["main = eportal_core:main"],
         "console_scripts": [
             "eportal = eportal_core.cli:main",
-            "kc.eportal = eportal_core.kc_cli:main",
+            "kc.eportal = eportal_core.cli.kc:main",
             "eportal-sim = eportal_sim.cli:main",
         ],
     },

@@ -24,7 +24,7 @@ sys.path.insert(0, str(CHECKOUT / "src"))
 RESULTS = CHECKOUT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 
-from eportal_core.testing_live import START_TIMEOUT, LiveServer, LiveServerError, http_get  # noqa: E402
+from eportal_core.testing.live import START_TIMEOUT, LiveServer, LiveServerError, http_get  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
 CLK_TCK = os.sysconf("SC_CLK_TCK")

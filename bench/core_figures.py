@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CHECKOUT / "src"))
 
-from eportal_core.testing_live import LiveServer  # noqa: E402
+from eportal_core.testing.live import LiveServer  # noqa: E402
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -35,9 +35,9 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1_000_000)
     opts = parser.parse_args()
 
+    from eportal_core.agent.memory import ServerMemory
     from eportal_core.db import make_engine
     from eportal_core.migrate import upgrade
-    from eportal_core.server_memory import ServerMemory
 
     pg = ThrowAwayPostgres()
     url = pg.start()

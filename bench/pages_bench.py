@@ -315,7 +315,7 @@ def profile_statements(url: str, data_dir: Path, password: str, page_list, expla
     from sqlalchemy import event
 
     from eportal_core import make_app
-    from eportal_core.appconfig import load_settings
+    from eportal_core.settings import load_settings
     from eportal_core.testing import login, make_test_settings
 
     engine = make_engine(url)

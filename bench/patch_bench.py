@@ -60,7 +60,7 @@ from benchlib import (
 from fleet_bench import Bench as FleetBench
 from fleet_bench import run_sim
 
-from eportal_core.testing_patches import kernel_id_of, make_archive
+from eportal_core.testing.patches import kernel_id_of, make_archive
 from eportal_sim.client import basic_auth
 from eportal_sim.fleet import load_state
 

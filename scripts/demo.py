@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         shutil.rmtree(root)
 
     from eportal_core import migrate
-    from eportal_core.cli_env import CliEnv
+    from eportal_core.cli.env import CliEnv
     from eportal_core.services.bootstrap import ensure_first_admin
 
     env = CliEnv()
@@ -79,12 +79,12 @@ def main(argv=None) -> int:
 
 def kernel_ids() -> dict[str, str]:
     """kernel id (sha1 of /proc/version, as the agent computes it) -> kernel release"""
-    from eportal_core.testing_patches import kernel_id_of
+    from eportal_core.testing.patches import kernel_id_of
     return {kernel_id_of(f"Linux version {release} (demo@builder) #1 SMP"): release for release in KERNELS}
 
 
 def make_archives(root: Path) -> list:
-    from eportal_core.testing_patches import make_archive
+    from eportal_core.testing.patches import make_archive
     out = []
     for i, (name, released, levels) in enumerate(PLAN):
         kernels = {k: lvl for k, lvl in zip(kernel_ids(), levels) if lvl}

@@ -52,7 +52,7 @@ def checkins_check(registry) -> tuple[Check, dict]:
     info = {"pending": buf.pending(), "flushed": buf.flushed, "errors": buf.errors, "last_error": last_error}
     directory = registry.get("agent_directory")
     memory = getattr(directory, "memory", None)
-    # server ids kept in memory for check-ins (server_memory.py): how many, and whether loading finished
+    # server ids kept in memory for check-ins (agent/memory.py): how many, and whether loading finished
     info["in_memory"] = None if memory is None else {"servers": len(memory.pks), "loaded": memory.loaded}
     if last_error:
         return Check("checkins", False, f"the last write failed ({last_error}), {info['pending']} pending; see the log"), info

@@ -86,7 +86,7 @@ def eportal_cli_commands():
 
     Called when either console script starts. Return a list of ``click.Command`` objects
     (``None`` or ``[]`` for none). A command needing the database takes the
-    :class:`eportal_core.cli_env.CliEnv` from ``click.get_current_context().obj``.
+    :class:`eportal_core.cli.env.CliEnv` from ``click.get_current_context().obj``.
     """
 
 
@@ -94,7 +94,7 @@ def eportal_cli_commands():
 def eportal_legacy_flags():
     """Contribute top-level ``kc.eportal`` flags such as ``--get-latest``.
 
-    Called when ``kc.eportal`` starts. Return a list of :class:`eportal_core.kc_cli.LegacyFlag`
+    Called when ``kc.eportal`` starts. Return a list of :class:`eportal_core.cli.kc.LegacyFlag`
     (a ``click.Option`` and ``run(env, value)``); ``None`` for none.
     """
 
@@ -103,10 +103,10 @@ def eportal_legacy_flags():
 def eportal_navigation(request):
     """Contribute entries to the console's navigation bar.
 
-    Called on each console page render. Return a list of :class:`eportal_core.ui.NavItem`
+    Called on each console page render. Return a list of :class:`eportal_core.web.ui.NavItem`
     (title, route name, order, permission, ``also_for`` routes, ``group``); entries the user lacks
     permission for are hidden. Entries are sorted by (order, title). Entries with the same ``group``
-    title (e.g. ``eportal_core.ui.SETTINGS``, ``"Settings"``, where the core puts Users and API
+    title (e.g. ``eportal_core.web.ui.SETTINGS``, ``"Settings"``, where the core puts Users and API
     tokens and the feeds plugin Feeds) form one item of the bar, standing where its first entry
     would, that opens a menu of them; a group with no entry left after the permission check is
     not shown. ``group=None`` (the default) is a top-level entry. ``None`` when the plugin adds

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from eportal_core.cli_env import CliEnv
+from eportal_core.cli.env import CliEnv
 from eportal_core.models import Key, Server
 from eportal_core.services.keys import create_key
-from eportal_core.testing_live import http_request
+from eportal_core.testing.live import http_request
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Server ids kept in memory for check-ins (server_memory.py) over real HTTP against a running
+"""Server ids kept in memory for check-ins (agent/memory.py) over real HTTP against a running
 ``eportal serve``: on PostgreSQL by default (``auto``), on SQLite when asked. A server removed
 through the portal is unknown at its next check-in; one removed behind the portal's back (another
 node, the CLI: here straight in the database) is answered from memory until the next check-in
@@ -12,9 +12,9 @@ import time
 import pytest
 from sqlalchemy import delete
 
-from eportal_core.cli_env import CliEnv
+from eportal_core.cli.env import CliEnv
 from eportal_core.models import Server
-from eportal_core.testing_live import health, http_request, register_agent
+from eportal_core.testing.live import health, http_request, register_agent
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing_live import console_errors, nav_click
+from eportal_core.testing.live import console_errors, nav_click
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing_live import console_errors
+from eportal_core.testing.live import console_errors
 
 pytestmark = pytest.mark.e2e
 

@@ -17,12 +17,12 @@ import urllib.request
 import pytest
 from sqlalchemy import select
 
-from eportal_core.cli_env import CliEnv
+from eportal_core.cli.env import CliEnv
 from eportal_core.models import MAIN_FEED, Feed, Patchset, Server
 from eportal_core.services import deploy
 from eportal_core.services.keys import create_key
 from eportal_core.services.patchstore import import_archive
-from eportal_core.testing_patches import KERNEL_IDS, make_archive
+from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from eportal_core.cli_env import CliEnv
+from eportal_core.cli.env import CliEnv
 from eportal_core.models import Server, utcnow
 from eportal_core.services.keys import create_key
 from eportal_core.services.tags import format_tags, parse_tags

@@ -45,7 +45,7 @@ def make_testapp(tmp_path, database_url, engine, dbconnection, dbsession):
     import webtest
 
     from eportal_core import make_app
-    from eportal_core.appconfig import load_settings
+    from eportal_core.settings import load_settings
 
     def factory(extra_plugins: dict | None = None, **overrides):
         raw = make_test_settings(tmp_path / "data", database_url, **overrides)

@@ -1,4 +1,4 @@
-"""The agent lane (agent_lane.py): the check-in answered ahead of Pyramid's router, with the same
+"""The agent lane (agent/lane.py): the check-in answered ahead of Pyramid's router, with the same
 headers and the same "never a traceback" rule as every other answer; everything else still
 reaches the router. Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from eportal_core import agent_lane
+from eportal_core.agent import lane as agent_lane
 from eportal_core.services import keys
 
 BASE = "/admin/api/kcare"

@@ -346,7 +346,7 @@ def test_unregister_by_key_token_file(testapp, dbsession, token_file, monkeypatc
     def boom(*a, **kw):
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(agents, "unregister_by_key", boom)
-    with caplog.at_level(logging.ERROR, logger="eportal_core.views.agent"):
+    with caplog.at_level(logging.ERROR, logger="eportal_core.agent.views"):
         res = testapp.get(url, params)
     assert res.text == "-1" and "disk on fire" in caplog.text
     monkeypatch.undo()

@@ -105,8 +105,8 @@ def test_a_broken_database_makes_it_503(tmp_path):
     import webtest
 
     from eportal_core import make_app
-    from eportal_core.appconfig import load_settings
     from eportal_core.db import make_engine
+    from eportal_core.settings import load_settings
     from eportal_core.testing import make_test_settings
 
     url = f"sqlite:///{tmp_path}/missing-dir/eportal.sqlite"

@@ -11,7 +11,7 @@ import pytest
 from eportal_core.permissions import Permission
 from eportal_core.plugins import hookimpl
 from eportal_core.testing import login
-from eportal_core.ui import SETTINGS, NavItem
+from eportal_core.web.ui import SETTINGS, NavItem
 
 MAIN = 'nav[aria-label="Main"]'
 

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 from eportal_core.models import MAIN_FEED, Feed, Patchset, Server
 from eportal_core.services import agents, deploy, keys
 from eportal_core.services.patchstore import import_archive
-from eportal_core.testing_patches import KERNEL_IDS
+from eportal_core.testing.patches import KERNEL_IDS
 
 K0, K1, K2 = KERNEL_IDS
 UNKNOWN = "f" * 40

@@ -342,7 +342,7 @@ def test_the_walk_reports_a_route_left_open(make_testapp, make_user):
 class ExtraNavigation:
     @hookimpl
     def eportal_navigation(self, request):
-        from eportal_core.ui import NavItem
+        from eportal_core.web.ui import NavItem
         return [NavItem("Add someone", "user_add", order=950, permission=Permission.MANAGE),
                 NavItem("Everyone", "users", order=960)]
 

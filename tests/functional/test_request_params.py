@@ -1,5 +1,5 @@
 """The one parameter reader behind the agent endpoints and the REST API refuses the same bad
-bodies the same way (request_params.read_params)."""
+bodies the same way (web/params.read_params)."""
 import base64
 
 import pytest

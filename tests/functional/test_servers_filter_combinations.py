@@ -21,7 +21,7 @@ from eportal_core.services import servers as servers_service
 from eportal_core.services.servers import NO_KEY, ServerFilter, count_servers, find_servers
 from eportal_core.services.tags import parse_tags
 from eportal_core.testing import csrf_token
-from eportal_core.ui import plural
+from eportal_core.web.ui import plural
 
 from .fleet import add_feed, add_server, hostnames
 

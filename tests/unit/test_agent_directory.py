@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from eportal_core.agent_directory import AgentDirectory
+from eportal_core.agent.directory import AgentDirectory
 from eportal_core.db import make_engine
 from eportal_core.models import Server
 from eportal_core.services import agents, keys

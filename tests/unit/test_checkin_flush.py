@@ -1,9 +1,9 @@
 """The coalesced check-in writer with a batch like a real fleet's: several servers in one
 executemany, the first of them without a patch level (PostgreSQL once refused the whole batch:
 "could not determine data type of parameter", and no check-in was ever written)."""
+from eportal_core.agent.checkins import CheckinBuffer
 from eportal_core.models import Server, utcnow
 from eportal_core.services import agents, keys
-from eportal_core.services.checkins import CheckinBuffer
 
 
 def test_a_mixed_batch_is_written_on_both_databases(dbsession, dbconnection, engine):
@@ -53,7 +53,7 @@ def test_a_flush_larger_than_one_statement_writes_every_server(dbsession, dbconn
     """PostgreSQL writes a flush as UPDATE ... FROM unnest(arrays), UNNEST_CHUNK servers per
     statement: a flush of several chunks, with two column sets (one check-in without the agent's
     info), writes each server's own values, the `updated` rule included."""
-    from eportal_core.services import checkins
+    from eportal_core.agent import checkins
 
     monkeypatch.setattr(checkins, "UNNEST_CHUNK", 2)
     keys.create_key(dbsession, "kc")

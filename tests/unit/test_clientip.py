@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import pytest
 from webob import Request
 
-from eportal_core.clientip import client_ip
 from eportal_core.settings import as_networks
+from eportal_core.web.clientip import client_ip
 
 PROXIES = "10.0.0.0/8 192.0.2.1 2001:db8::/32"
 

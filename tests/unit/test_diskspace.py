@@ -15,7 +15,7 @@ from eportal_core.plugins import hookimpl, make_plugin_manager
 from eportal_core.services import archives, diskspace
 from eportal_core.services.diskspace import NotEnoughSpace, human, on_disk, reserve
 from eportal_core.services.patchstore import import_archive
-from eportal_core.testing_patches import PLAN, make_archive
+from eportal_core.testing.patches import PLAN, make_archive
 
 NAME, RELEASED, KERNELS = PLAN[1]
 MiB = 2**20

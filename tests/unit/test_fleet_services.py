@@ -3,9 +3,9 @@ from datetime import timedelta
 
 import pytest
 
+from eportal_core.agent.checkins import CheckinBuffer
 from eportal_core.models import Server, ServerTag, utcnow
 from eportal_core.services import ServiceError, agents, keys
-from eportal_core.services.checkins import CheckinBuffer
 from eportal_core.services.servers import Age, ServerFilter, find_servers
 
 

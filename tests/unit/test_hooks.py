@@ -21,17 +21,17 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from eportal_core import cli, hookspecs, kc_cli, make_app, registries, testing
-from eportal_core.appconfig import load_settings
-from eportal_core.cli_env import CliEnv
+from eportal_core import cli, hookspecs, make_app, plugins, testing
+from eportal_core.cli import kc as kc_cli
+from eportal_core.cli.env import CliEnv
 from eportal_core.health import Check
 from eportal_core.models import LoginFailure, User, utcnow
 from eportal_core.permissions import Permission
 from eportal_core.plugins import hookimpl, make_plugin_manager
 from eportal_core.scheduler import Job, SiteScheduler
 from eportal_core.services import events
-from eportal_core.settings import Setting, SettingsError, int_between, one_of
-from eportal_core.ui import SETTINGS, NavItem
+from eportal_core.settings import Setting, SettingsError, int_between, load_settings, one_of
+from eportal_core.web.ui import SETTINGS, NavItem
 
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("eportal_"))
 MIN_DOC = 60
@@ -269,21 +269,21 @@ class SourcesClash:
 
 
 def test_hook_eportal_patch_source_types():
-    # the collector is eportal_core.registries (no core code consumes the result yet)
-    types = registries.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
+    # the collector is eportal_core.plugins (no core code consumes the result yet)
+    types = plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
     assert types == {"http": http_source, "directory": directory_source}
     assert types["directory"]({}, "/srv/patches") == ("directory", "/srv/patches")
-    with pytest.raises(registries.RegistryError, match="patch source type 'http' is offered by both a and clash"):
-        registries.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
-    assert registries.patch_source_types(make_plugin_manager()) == {}
+    with pytest.raises(plugins.RegistryError, match="patch source type 'http' is offered by both a and clash"):
+        plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
+    assert plugins.patch_source_types(make_plugin_manager()) == {}
 
 
 def test_hook_eportal_monitoring_formats():
-    formats = registries.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
+    formats = plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
     assert list(formats) == ["nagios"]
     assert formats["nagios"]({"servers": 1}, []) == ("text/plain", "OK")
-    with pytest.raises(registries.RegistryError, match="monitoring format 'nagios' is offered by both a and clash"):
-        registries.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
+    with pytest.raises(plugins.RegistryError, match="monitoring format 'nagios' is offered by both a and clash"):
+        plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
 
 
 # --- jobs, CLI, UI ------------------------------------------------------------------------------

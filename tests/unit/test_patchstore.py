@@ -24,7 +24,7 @@ from eportal_core.services import ServiceError
 from eportal_core.services.archives import PARTIAL_PREFIX, clean_partial_imports
 from eportal_core.services.manifests import valid_patchset_name
 from eportal_core.services.patchstore import find_patch_file, has_patches, import_archive, latest_level
-from eportal_core.testing_patches import CORRUPTIONS, KERNEL_IDS, PLAN, make_archive
+from eportal_core.testing.patches import CORRUPTIONS, KERNEL_IDS, PLAN, make_archive
 
 NAME, RELEASED, KERNELS = PLAN[1]
 K0, K1, K2 = KERNEL_IDS

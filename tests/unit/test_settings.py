@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 
 from eportal_core import settings as s
-from eportal_core.appconfig import load_settings
 from eportal_core.plugins import hookimpl
-from eportal_core.settings import CORE_SETTINGS, Setting, SettingsError, find_ini, resolve_paths, validate_settings
+from eportal_core.settings import (
+    CORE_SETTINGS,
+    Setting,
+    SettingsError,
+    find_ini,
+    load_settings,
+    resolve_paths,
+    validate_settings,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -15,10 +15,11 @@ import webtest
 from click.testing import CliRunner
 from sqlalchemy.orm import sessionmaker
 
-from eportal_core import cli, kc_cli, make_app, testing
-from eportal_core.appconfig import load_settings
-from eportal_core.cli_env import CliEnv
+from eportal_core import cli, make_app, testing
+from eportal_core.cli import kc as kc_cli
+from eportal_core.cli.env import CliEnv
 from eportal_core.plugins import PluginInfo, describe_plugins, make_plugin_manager
+from eportal_core.settings import load_settings
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 

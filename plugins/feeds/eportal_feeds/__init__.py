@@ -12,7 +12,7 @@ without this plugin), the auto-update rule in :mod:`eportal_feeds.service`, the 
 from eportal_core.permissions import Permission
 from eportal_core.plugins import hookimpl
 from eportal_core.settings import Setting, int_between
-from eportal_core.ui import SETTINGS, NavItem
+from eportal_core.web.ui import SETTINGS, NavItem
 
 JOB_ID = "feeds.auto_update"
 

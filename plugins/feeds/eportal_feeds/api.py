@@ -5,7 +5,7 @@ exists updates it; deleting a feed that is absent is not an error (``main`` is n
 of order: ``enable`` and ``enable-upto`` enable the patchset and every one before it;
 ``disable`` and ``undeploy-downto`` disable it and every one after it. Reads need
 ``Permission.VIEW``, writes ``Permission.MANAGE``; the plumbing (parameters, JSON errors, the CSRF
-check for console-session callers) is the core's ``views.api``.
+check for console-session callers) is the core's ``web.rest``.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pyramid.view import view_config
 from sqlalchemy import select
 
 from eportal_core.models import MAIN_FEED, STATUS_BLOCKED, Patchset
-from eportal_core.openapi import add_api_paths
 from eportal_core.permissions import Permission
 from eportal_core.services import deploy
 from eportal_core.services import feeds as feeds_service
-from eportal_core.views.api import (
+from eportal_core.web.openapi import add_api_paths
+from eportal_core.web.rest import (
     ApiError,
     actor,
     add_api_routes,

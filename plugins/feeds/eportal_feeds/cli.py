@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from eportal_core.kc_cli import LegacyFlag
+from eportal_core.cli.kc import LegacyFlag
 from eportal_core.models import MAIN_FEED
 from eportal_core.services import ServiceError
 from eportal_core.services import feeds as feeds_service

@@ -1,8 +1,10 @@
 """The OpenAPI description of this plugin's REST routes, added to ``/admin/api/openapi.json`` through
-``eportal_core.openapi.add_api_paths`` (tests/test_feeds_api.py validates real answers against it)."""
+``eportal_core.web.openapi.add_api_paths`` (tests/test_feeds_api.py validates real answers against it)."""
 from __future__ import annotations
 
-from eportal_core.openapi import (
+from eportal_core.services.deploy import STATUSES
+from eportal_core.services.feeds import MAX_DEPLOY_AFTER
+from eportal_core.web.openapi import (
     READ_ERRORS,
     RESULT_OK,
     STR,
@@ -14,8 +16,6 @@ from eportal_core.openapi import (
     query_param,
     schema_ref,
 )
-from eportal_core.services.deploy import STATUSES
-from eportal_core.services.feeds import MAX_DEPLOY_AFTER
 
 FEED_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
 FEED_RECORD = {

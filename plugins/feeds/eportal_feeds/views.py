@@ -12,7 +12,7 @@ from eportal_core.models import MAIN_FEED
 from eportal_core.permissions import Permission
 from eportal_core.services import ServiceError
 from eportal_core.services import feeds as feeds_service
-from eportal_core.ui import plural
+from eportal_core.web.ui import plural
 
 FORM = "eportal_feeds:templates/form.pt"
 

@@ -10,8 +10,8 @@ import webtest
 from sqlalchemy.orm import sessionmaker
 
 from eportal_core import make_app
-from eportal_core.appconfig import load_settings
 from eportal_core.services.patchstore import import_archive
+from eportal_core.settings import load_settings
 from eportal_core.testing import make_test_settings
 
 ENVIRON = {"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"}

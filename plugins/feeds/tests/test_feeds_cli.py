@@ -19,7 +19,7 @@ import transaction
 
 from eportal_core.db import get_session_factory, get_tm_session, make_engine
 from eportal_core.services.patchstore import import_archive
-from eportal_core.testing_patches import KERNEL_IDS, make_archive
+from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 ROOT = Path(__file__).resolve().parents[3]
 DEV_INI = ROOT / "development.ini"

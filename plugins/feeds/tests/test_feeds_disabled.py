@@ -7,10 +7,11 @@ from click.testing import CliRunner
 from eportal_feeds import JOB_ID
 from feeds_testing import add_feed
 
-from eportal_core import cli, kc_cli, testing
-from eportal_core.appconfig import load_settings
-from eportal_core.cli_env import CliEnv
+from eportal_core import cli, testing
+from eportal_core.cli import kc as kc_cli
+from eportal_core.cli.env import CliEnv
 from eportal_core.scheduler import SiteScheduler
+from eportal_core.settings import load_settings
 from eportal_core.testing import login
 
 OFF = {"eportal.plugins.disabled": "feeds"}

@@ -16,7 +16,7 @@ from eportal_core.models import SiteSetting
 from eportal_core.plugins import hookimpl
 from eportal_core.scheduler import Job
 from eportal_core.settings import Setting, as_bool, int_between
-from eportal_core.ui import NavItem
+from eportal_core.web.ui import NavItem
 
 from .access import PREFIX, STATE_KEY
 from .directory_source import directory_source

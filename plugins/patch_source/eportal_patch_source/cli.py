@@ -18,7 +18,7 @@ import sys
 
 import click
 
-from eportal_core.kc_cli import LegacyFlag
+from eportal_core.cli.kc import LegacyFlag
 from eportal_core.models import MAIN_FEED
 from eportal_core.services import ServiceError, deploy
 

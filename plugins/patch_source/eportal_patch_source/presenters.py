@@ -8,7 +8,7 @@ from sqlalchemy import select, true
 
 from eportal_core.models import Feed, FeedPatchset
 from eportal_core.services import deploy
-from eportal_core.ui import plural
+from eportal_core.web.ui import plural
 
 from .state import FAILED, PollState
 

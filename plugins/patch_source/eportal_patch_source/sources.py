@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from eportal_core import registries
+from eportal_core import plugins
 from eportal_core.models import STATUS_AVAILABLE, STATUS_BLOCKED
 from eportal_core.services import ServiceError
 from eportal_core.services.manifests import PRODUCT_RE, SHA256_RE, valid_patchset_name
@@ -132,7 +132,7 @@ def parse_entry(raw, origin: str = "") -> IndexEntry:
 
 def source_types(pm) -> dict:
     """``{type name: factory(settings, access_info)}`` from every plugin (duplicates refused)."""
-    return registries.patch_source_types(pm)
+    return plugins.patch_source_types(pm)
 
 
 def make_source(pm, settings: dict, access) -> Source:

@@ -80,7 +80,7 @@ class Upstream:
     def add(self, archive, *, name: str | None = None, released: datetime | str | None = None,
             status: str = "available", sha256: str | None = None, size: int | None = None,
             changelog: str | None = None, product: str = "kernel") -> dict:
-        """Offer ``archive`` (a path or a testing_patches.PatchArchive). ``sha256``/``size`` override
+        """Offer ``archive`` (a path or a testing.patches.PatchArchive). ``sha256``/``size`` override
         what the index announces (to announce something else than what is served)."""
         path = Path(getattr(archive, "path", archive))
         name = name or getattr(archive, "name", None) or path.name.split(".tar.")[0]

@@ -26,9 +26,9 @@ from eportal_patch_source.web import RUNNER
 from sqlalchemy.orm import sessionmaker
 
 from eportal_core import make_app
-from eportal_core.appconfig import load_settings
+from eportal_core.settings import load_settings
 from eportal_core.testing import make_test_settings
-from eportal_core.testing_patches import KERNEL_IDS, make_archive
+from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 #: quick retries: a test that fails a request must not wait seconds for the backoff
 FAST = {"patch_source.retries": "1", "patch_source.retry_backoff_seconds": "0", "patch_source.timeout_seconds": "10"}

@@ -7,7 +7,7 @@ from eportal_patch_source.access import AccessInfo
 from eportal_patch_source.sources import make_source
 
 # agents over real HTTP (protocol.md §2) come from the shared harness; the tests import them from here
-from eportal_core.testing_live import agent_get, register_agent  # noqa: F401
+from eportal_core.testing.live import agent_get, register_agent  # noqa: F401
 
 
 def offer(upstream, archives) -> None:

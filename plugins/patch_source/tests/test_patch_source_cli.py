@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from patch_source_helpers import agent_get, offer, register_agent
 
-from eportal_core.testing_patches import KERNEL_IDS, make_archive
+from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 pytestmark = pytest.mark.e2e
 K0 = KERNEL_IDS[0]

@@ -10,7 +10,7 @@ import pytest
 from patch_source_helpers import agent_get, offer, register_agent
 from playwright.sync_api import expect
 
-from eportal_core.testing_live import console_errors
+from eportal_core.testing.live import console_errors
 
 pytestmark = pytest.mark.e2e
 

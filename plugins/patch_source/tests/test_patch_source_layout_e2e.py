@@ -10,7 +10,7 @@ import base64
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing_live import console_errors, http_request
+from eportal_core.testing.live import console_errors, http_request
 
 pytestmark = pytest.mark.e2e
 

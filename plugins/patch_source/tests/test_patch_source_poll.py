@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from eportal_core.models import MAIN_FEED, AuditEvent, Feed, FeedPatchset, PatchLevel, Patchset
 from eportal_core.services import ServiceError, deploy
-from eportal_core.testing_patches import make_archive
+from eportal_core.testing.patches import make_archive
 
 
 def configure(env, info) -> None:

@@ -14,7 +14,7 @@ from patch_source_helpers import downloads, offer
 from patch_source_helpers import http_source as _http_source
 
 from eportal_core.settings import SettingsError
-from eportal_core.testing_patches import KERNEL_IDS, make_archive
+from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 
 def http(settings, upstream, **kw) -> HttpSource:

@@ -1,7 +1,7 @@
 """The core's own navigation entries."""
 from ..permissions import Permission
 from ..plugins import hookimpl
-from ..ui import SETTINGS, NavItem
+from ..web.ui import SETTINGS, NavItem
 
 
 @hookimpl

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 
-from ..clientip import client_ip
 from ..models import LoginFailure, User, utcnow
+from ..web.clientip import client_ip
 from . import ServiceError, audit
 from .users import touch_login
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
-from .. import server_memory
+from ..agent import memory as server_memory
 from ..models import Feed, Key, Server, ServerTag, utcnow
 from . import ServiceError, audit
 from .events import notify
@@ -388,5 +388,5 @@ def set_server_tags(db: Session, server: Server, text: str | None, *, actor: str
 def _ip(request) -> str:
     if request is None:
         return ""
-    from ..clientip import client_ip
+    from ..web.clientip import client_ip
     return client_ip(request)

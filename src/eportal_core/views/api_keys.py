@@ -9,7 +9,7 @@ from ..permissions import Permission
 from ..services import ServiceError
 from ..services import keys as keys_service
 from ..services.users import list_users as all_users
-from .api import ApiError, actor, api_guard, api_params, json_response, text_param
+from ..web.rest import ApiError, actor, api_guard, api_params, json_response, text_param
 
 
 def key_record(key, servers: int) -> dict:

@@ -24,7 +24,7 @@ from ..services.servers import (
     set_server_tags,
     short_id,
 )
-from .api import ApiError, actor, api_guard, api_params, bool_param, json_response, text_param
+from ..web.rest import ApiError, actor, api_guard, api_params, bool_param, json_response, text_param
 
 #: days; a larger age would reach before any server existed
 MAX_DELETE_AGE = 100000

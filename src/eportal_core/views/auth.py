@@ -3,9 +3,9 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.security import NO_PERMISSION_REQUIRED, forget, remember
 from pyramid.view import view_config
 
-from ..clientip import client_ip
 from ..services import audit
 from ..services.login import LoginRefused, authenticate
+from ..web.clientip import client_ip
 
 
 def safe_next(request, target: str | None) -> str:

@@ -1,28 +1,16 @@
 """Not found, forbidden and unexpected errors: a clear page (or JSON on the API), never a traceback."""
-import logging
-import secrets
-
 from pyramid.exceptions import BadCSRFOrigin, BadCSRFToken, URLDecodeError
 from pyramid.httpexceptions import HTTPFound
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from ..security import API_PREFIX
-
-log = logging.getLogger(__name__)
+from ..web.incidents import log_incident
 
 
 def _wants_json(request) -> bool:
     # the raw WSGI path: request.path_info raises on a path that is not UTF-8
     path = request.environ.get("PATH_INFO", "")
     return path.startswith(API_PREFIX) or path == "/admin/health"
-
-
-def log_incident(method: str, path: str | None, exc: BaseException) -> str:
-    """Log an unexpected error with its traceback under a short random incident id (returned: the
-    user sees only the id, never the traceback)."""
-    incident = secrets.token_hex(4)
-    log.error("unexpected error %s on %s %s", incident, method, path, exc_info=exc)
-    return incident
 
 
 @notfound_view_config(renderer="eportal_core:templates/error.pt")

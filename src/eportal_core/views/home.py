@@ -6,7 +6,7 @@ from pyramid.view import view_config
 
 from ..services import keys as keys_service
 from ..services.servers import NO_KEY
-from ..ui import plural
+from ..web.ui import plural
 
 
 @view_config(route_name="admin_root", request_method="GET")

@@ -11,7 +11,7 @@ from ..models import MAIN_FEED
 from ..permissions import Permission
 from ..services import ServiceError
 from ..services import keys as keys_service
-from ..ui import plural
+from ..web.ui import plural
 
 FIELDS = ("key", "note", "server_limit", "feed")
 NEXT_ACTIONS = ("save", "add_another", "continue")

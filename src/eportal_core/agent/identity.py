@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from .clientip import client_ip
-from .models import MAIN_FEED, Feed, utcnow
-from .security import basic_credentials
-from .services.agents import KERNEL_ID_RE, valid_server_id
+from ..models import MAIN_FEED, Feed, utcnow
+from ..security import basic_credentials
+from ..services.agents import KERNEL_ID_RE, valid_server_id
+from ..web.clientip import client_ip
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def identify_agent(request, *, server_id: str | None = None, kernel_id: str | No
 def record_checkin(request, server_id: str, info: dict | None = None) -> bool:
     """The check-in route's half of :func:`identify_agent`: the server is known (False: unknown) and
     its check-in recorded; no key or feed (the answer needs neither), so the server's pk may come
-    from memory (agent_directory.AgentDirectory.server_pk)."""
+    from memory (directory.AgentDirectory.server_pk)."""
     if not valid_server_id(server_id):
         return False
     pk = request.registry["agent_directory"].server_pk(server_id)

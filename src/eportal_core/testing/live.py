@@ -44,7 +44,7 @@ STOP_TIMEOUT = 10.0
 
 # the same layout as development.ini; {app_settings} holds the per-server keys
 INI_TEMPLATE = """\
-# written by eportal_core.testing_live for one test server
+# written by eportal_core.testing.live for one test server
 [app:main]
 use = egg:eportal-core
 
@@ -156,7 +156,7 @@ class LiveServer:
     # --- life cycle ------------------------------------------------------------------------
 
     def start(self) -> LiveServer:
-        from .testing import free_port
+        from . import free_port
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self._write_ini()
@@ -173,7 +173,7 @@ class LiveServer:
         return self._serve()
 
     def _serve(self) -> LiveServer:
-        from .testing import free_port
+        from . import free_port
         for attempt in range(3):  # a free port can be taken by someone else before we bind it
             if attempt:
                 self.port = free_port()
@@ -317,7 +317,7 @@ def live_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def live_server_pg(request, tmp_path_factory):
     """The same, on a fresh database of the harness's PostgreSQL."""
-    from .testing import new_database_url
+    from . import new_database_url
     url = new_database_url(request, "postgresql", tmp_path_factory)
     server = _live_server(tmp_path_factory.mktemp("live-pg"), url)
     yield server
@@ -328,7 +328,7 @@ def live_server_pg(request, tmp_path_factory):
 def start_live_server(request, tmp_path_factory):
     """``start_live_server("sqlite" | "postgresql", **ini_settings)`` -> a started ``LiveServer`` on a
     fresh database; every server started through it is stopped (SIGTERM) when the module ends."""
-    from .testing import new_database_url
+    from . import new_database_url
     started = []
 
     def start(backend: str = "sqlite", **settings) -> LiveServer:
@@ -350,7 +350,7 @@ def start_live_server(request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser():
     """Headless Chromium (the system's ``/usr/bin/chromium``) driven by Playwright."""
-    from .testing import require_service
+    from . import require_service
     require_service("Chromium", os.path.exists(CHROMIUM), "apt-get install chromium")
     try:
         from playwright.sync_api import sync_playwright

@@ -9,7 +9,7 @@ from markupsafe import Markup
 from pyramid.events import BeforeRender, subscriber
 from pyramid.renderers import get_renderer
 
-from .permissions import Permission
+from ..permissions import Permission
 
 _VERSION = metadata.version("eportal-core")
 

@@ -1,10 +1,10 @@
 """Process-wide parts of the agent path: the server directory, the read connection factory and
 the check-in buffer."""
-from .agent_directory import AgentDirectory
-from .db import make_engine
-from .server_memory import ServerMemory
-from .services.checkins import CheckinBuffer
-from .services.key_counts import KeyCountsCache
+from ..db import make_engine
+from ..services.key_counts import KeyCountsCache
+from .checkins import CheckinBuffer
+from .directory import AgentDirectory
+from .memory import ServerMemory
 
 
 def includeme(config):

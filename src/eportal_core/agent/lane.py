@@ -21,8 +21,8 @@ import logging
 
 from webob.request import BaseRequest
 
-from .headers import add_missing, static_security_headers
-from .views.errors import log_incident
+from ..web.headers import add_missing, static_security_headers
+from ..web.incidents import log_incident
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,12 @@ import sys
 
 import click
 
-from .cli_env import CliEnv, fail, plugin_commands, preload_env
-from .cli_keys import key_command
-from .cli_users import user_group
-from .plugins import describe_plugins
-from .services import ServiceError
-from .settings import SettingsError
+from ..plugins import describe_plugins
+from ..services import ServiceError
+from ..settings import SettingsError
+from .env import CliEnv, fail, plugin_commands, preload_env
+from .keys import key_command
+from .users import user_group
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -37,7 +37,7 @@ def build(env: CliEnv) -> click.Group:
     @click.pass_obj
     def migrate(env):
         """Upgrade the database schema to this version."""
-        from . import migrate as m
+        from .. import migrate as m
         before = m.current_revision(env.engine)
         m.upgrade(env.engine)
         after = m.current_revision(env.engine)
@@ -47,8 +47,8 @@ def build(env: CliEnv) -> click.Group:
     @click.pass_obj
     def init(env):
         """Migrate, and on first start create 'admin' with a random password (printed once)."""
-        from . import migrate as m
-        from .services.bootstrap import PASSWORD_FILE, ensure_first_admin
+        from .. import migrate as m
+        from ..services.bootstrap import PASSWORD_FILE, ensure_first_admin
         m.upgrade(env.engine)
         with env.dbsession() as db:
             password = ensure_first_admin(db, env.settings["eportal.data_dir"])

@@ -20,13 +20,13 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
-from ..agent_identity import record_checkin
-from ..agent_lane import add_lane_view
-from ..clientip import client_ip
-from ..request_params import ParamError, read_params
 from ..security import basic_credentials
 from ..services import ServiceError, agents
 from ..services.keys import KEY_NAME_RE
+from ..web.clientip import client_ip
+from ..web.params import ParamError, read_params
+from .identity import record_checkin
+from .lane import add_lane_view
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def guarded(view):
 
 def agent_params(request) -> dict:
     """The request's parameters from the query string, a form body or a JSON object body, merged
-    (the body wins); refused input becomes its 4xx answer (request_params.read_params)."""
+    (the body wins); refused input becomes its 4xx answer (web/params.read_params)."""
     try:
         query, body = read_params(request, max_body=MAX_BODY, example='{"server_id": "..."}')
     except ParamError as exc:
@@ -243,9 +243,10 @@ def _is_ip(text: str) -> bool:
 
 
 def includeme(config):
+    config.scan(__name__)
     # Only the methods in ROUTES match; any other gets the API's JSON 404. (No catch-all 405 view:
     # a view without a method predicate would accept every method on a public route.)
     for name, (path, methods) in ROUTES.items():
         config.add_route(name, f"{REGISTRATION_URL}/{path}", request_method=methods)
-    # most of the fleet's traffic: answered ahead of the router (agent_lane.py says why)
+    # most of the fleet's traffic: answered ahead of the router (agent/lane.py says why)
     add_lane_view(config, "POST", f"{REGISTRATION_URL}/{ROUTES['agent_checkin'][0]}", checkin)

@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 from waitress import create_server
 
-from . import make_app
-from . import migrate as m
-from .services.archives import clean_partial_imports
-from .settings import SettingsError, ensure_data_dir
+from .. import make_app
+from .. import migrate as m
+from ..services.archives import clean_partial_imports
+from ..settings import SettingsError, ensure_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def serve(env, host: str, port: int, threads: int) -> None:
     scheduler = None
     try:
         if settings["eportal.scheduler"]:
-            from .scheduler import SiteScheduler
+            from ..scheduler import SiteScheduler
             scheduler = SiteScheduler(settings, env.engine, env.pm)
             app.registry["scheduler"] = scheduler
             scheduler.start()

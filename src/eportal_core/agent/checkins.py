@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from ..db import writer
 from ..models import Server, ServerTag
-from .events import notify
-from .tags import format_tags, parse_tags
+from ..services.events import notify
+from ..services.tags import format_tags, parse_tags
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class CheckinBuffer:
         self.bind = None
         self.autostart = True
         #: ``on_missing(server_ids)``: servers whose row was gone when their check-in was written
-        #: (PostgreSQL; fleet.py points it at the agent directory's memory)
+        #: (PostgreSQL; agent/__init__.py points it at the agent directory's memory)
         self.on_missing = None
         self._pending: dict[int, dict] = {}
         self._lock = threading.Lock()

@@ -38,7 +38,7 @@ class AgentDirectory:
         self._local = threading.local()
         #: a SQLAlchemy Connection to read through instead (tests: the rolled-back one)
         self.connection = None
-        #: server_id -> pk of every server, for check-ins (server_memory.ServerMemory), or None
+        #: server_id -> pk of every server, for check-ins (memory.ServerMemory), or None
         self.memory = None
 
     def server_pk(self, server_id: str) -> int | None:

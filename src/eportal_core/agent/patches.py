@@ -24,8 +24,8 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
-from ..agent_identity import identify_agent, main_feed_id
 from ..services import ServiceError, agents, patchstore
+from .identity import identify_agent, main_feed_id
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ def _file_response(request, found: patchstore.PatchFile, filename: str) -> Respo
 
 
 def includeme(config):
+    config.scan(__name__)
     # GET only (Pyramid answers HEAD too); the kernel id and level patterns keep these routes from
     # matching anything else under the site root (/admin, /static, /install-kernelcare)
     for name, pattern in ROUTES.items():

@@ -34,4 +34,4 @@ def security_headers_tween_factory(handler, registry):
 
 
 def includeme(config):
-    config.add_tween("eportal_core.headers.security_headers_tween_factory")
+    config.add_tween("eportal_core.web.headers.security_headers_tween_factory")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from .services import ServiceError
-from .services import users as users_service
+from ..services import ServiceError
+from ..services import users as users_service
 
 
 def min_length(env) -> int:

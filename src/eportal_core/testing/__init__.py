@@ -22,8 +22,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
-from .appconfig import load_settings
-from .db import make_engine
+from ..db import make_engine
+from ..settings import load_settings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
@@ -143,7 +143,7 @@ class CommittedDatabase:
     ``with db.session() as session:`` committed when the block ends."""
 
     def __init__(self, url: str):
-        from .migrate import upgrade
+        from ..migrate import upgrade
         self.url = url
         self.engine = make_engine(url)
         upgrade(self.engine)
@@ -152,7 +152,7 @@ class CommittedDatabase:
     def session(self):
         import transaction
 
-        from .db import get_session_factory, get_tm_session
+        from ..db import get_session_factory, get_tm_session
         tm = transaction.TransactionManager(explicit=True)
         with tm:
             yield get_tm_session(get_session_factory(self.engine), tm)
@@ -188,7 +188,7 @@ def database_url(request, backend, tmp_path_factory):
 @pytest.fixture(scope="session")
 def engine(database_url):
     """A migrated database (through the real Alembic migrations), shared by the session."""
-    from .migrate import upgrade
+    from ..migrate import upgrade
     eng = make_engine(database_url)
     upgrade(eng)
     yield eng
@@ -203,7 +203,7 @@ def app_settings(tmp_path_factory, database_url):
 
 @pytest.fixture(scope="session")
 def app(app_settings, engine):
-    from . import make_app
+    from .. import make_app
     settings, pm = app_settings
     return make_app(settings, pm, engine=engine)
 
@@ -255,7 +255,7 @@ def testapp(app, dbconnection, dbsession):
 @pytest.fixture
 def make_user(dbsession):
     """``make_user("bob", readonly=True)`` -> (User, password); committed to the test's transaction."""
-    from .services.users import add_user
+    from ..services.users import add_user
 
     def factory(username: str, password: str | None = None, *, readonly: bool = False):
         password = password or f"{username}-Secret-123"
@@ -277,5 +277,5 @@ def csrf_token(testapp) -> str:
     """The session's CSRF token, read from the page like a browser would."""
     response = testapp.get("/admin/")
     return response.html.find("input", {"name": "csrf_token"})["value"]
-from .testing_live import browser, live_server, live_server_pg, page, start_live_server  # noqa: E402,F401  (fixtures for core and plugin e2e tests)
-from .testing_patches import patch_archives  # noqa: E402,F401  (patchset archives for tests)
+from .live import browser, live_server, live_server_pg, page, start_live_server  # noqa: E402,F401  (fixtures for core and plugin e2e tests)
+from .patches import patch_archives  # noqa: E402,F401  (patchset archives for tests)

@@ -15,7 +15,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
-from .agent import REGISTRATION_URL
+from .views import REGISTRATION_URL
 
 #: what a portal URL may look like in a generated script (anything else is refused, not escaped)
 SAFE_URL_RE = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
@@ -191,5 +191,6 @@ def set_patch_server(request):
 
 
 def includeme(config):
+    config.scan(__name__)
     config.add_route("install_kernelcare", "/install-kernelcare")
     config.add_route("set_patch_server", "/set-patch-server")

@@ -6,7 +6,7 @@
     kc.eportal -d USER               delete a user
     kc.eportal -r USER               make a user read-only
     kc.eportal --list-servers        "Count Key": how many servers each key has
-    kc.eportal key [-a|-c|-d] ...    list, create, change or delete keys (see cli_keys)
+    kc.eportal key [-a|-c|-d] ...    list, create, change or delete keys (see cli/keys.py)
 """
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from typing import Any
 
 import click
 
-from . import cli_keys, cli_users
-from .cli import CONTEXT, run_cli
-from .cli_env import CliEnv, plugin_commands
+from . import CONTEXT, run_cli
+from . import keys as cli_keys
+from . import users as cli_users
+from .env import CliEnv, plugin_commands
 
 
 @dataclass(frozen=True)

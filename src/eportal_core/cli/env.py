@@ -10,9 +10,8 @@ import click
 import transaction
 from pyramid.paster import get_appsettings, setup_logging
 
-from .appconfig import load_settings
-from .db import get_session_factory, get_tm_session, make_engine
-from .settings import SettingsError, ensure_data_dir, find_ini
+from ..db import get_session_factory, get_tm_session, make_engine
+from ..settings import SettingsError, ensure_data_dir, find_ini, load_settings
 
 
 class CliEnv:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import click
 
-from .services import ServiceError
-from .services import keys as keys_service
+from ..services import ServiceError
+from ..services import keys as keys_service
 
 
 def print_server_counts(env) -> None:
