@@ -38,11 +38,18 @@ def eportal_includeme(config):
 def eportal_authenticate(request, login, password):
     """Decide who ``login`` is, given the ``password`` typed at the console or in Basic auth.
 
-    Called on every login attempt, after throttling. Return an
-    :class:`eportal_core.models.User` (created or updated locally by the plugin) when the
-    credentials are good; return ``False`` when this plugin owns ``login`` and the password is
-    wrong (which stops the other plugins from being asked); return ``None`` when the plugin
-    does not know ``login``. Never log the password.
+    Called on every login attempt, after throttling; the first non-``None`` answer wins. Return the
+    :class:`eportal_core.models.User` when the credentials are good. A plugin backed by a directory
+    gets that row from :func:`eportal_core.api.sync_external_user` (created on first login with the
+    plugin's ``source``, role kept in line, audited), never by adding rows itself. Return ``False``
+    when this plugin owns ``login`` and the password is wrong (the other plugins are not asked);
+    return ``None`` when the plugin does not know ``login``. Never log the password.
+
+    Order: the built-in ``local_auth`` is ``tryfirst`` (local users, including the admin who must
+    be able to log in when the directory is down, are decided without a network round trip). A
+    plugin that goes over the network (LDAP, RADIUS, an IdP) must be ``@hookimpl(trylast=True)``:
+    it is then asked only for logins no local plugin owns, so a slow or unreachable directory never
+    delays a local login and a directory entry can never shadow a local account.
     """
 
 
@@ -52,17 +59,24 @@ def eportal_authenticate(request, login, password):
 def eportal_patch_source_types():
     """Contribute upstream patch source types.
 
-    Called when the patch source is configured or polled. Return a dict mapping a type name
-    (``"http"``, ``"directory"``...) to a factory ``factory(settings, access_info) -> source``;
-    ``None`` when the plugin adds no types. A name offered twice is an error at start-up.
+    Called once at start-up (a type name offered by two plugins stops start-up with a message
+    naming both) and whenever the patch source is configured or polled. Return a dict mapping a
+    type name (``"http"``, ``"directory"``, ``"s3"``...) to a factory
+    ``factory(settings, access_info) -> source``: ``access_info`` is an
+    :class:`eportal_core.sources.AccessInfo`, the source follows the
+    :class:`eportal_core.sources.Source` protocol (``index()`` and ``fetch(entry, progress)``), and
+    the factory raises :class:`eportal_core.sources.SourceError` (with ``field``) for access info it
+    cannot use. ``None`` when the plugin adds no types.
     """
 
 
 @hookspec
 def eportal_monitoring_formats():
-    """Contribute output formats for the fleet monitoring endpoint (Nagios, Zabbix, ...).
+    """Contribute output formats for fleet monitoring (Nagios, Zabbix, ...).
 
-    Called when a monitoring request names ``?format=``. Return a dict mapping a format name to
+    Reserved for the monitoring plugin, which will be its consumer: no endpoint of the core calls it
+    yet. Called once at start-up, where a format name offered by two plugins stops start-up with a
+    message naming both. Return a dict mapping a format name to
     ``render(counts, problems) -> (content_type, body)``; ``None`` when the plugin adds none.
     """
 
@@ -118,19 +132,32 @@ def eportal_navigation(request):
 def eportal_ui_panels(request, slot, context):
     """Fill a named slot of a console page with HTML.
 
-    Called when a template renders ``slot`` (for example ``"dashboard"`` or ``"server"``),
-    with whatever object that page is about as ``context``. Return a
-    :class:`markupsafe.Markup`-like string (already escaped) or ``None`` to add nothing.
+    Called when a template renders ``slot``, with whatever object that page is about as
+    ``context``. The slots:
+
+    - ``"dashboard"``: the start page, below the Key Inventory; ``context`` is ``None``.
+    - ``"server"``: one server's page, below its record; ``context`` is the
+      :class:`eportal_core.models.Server`.
+
+    Return a :class:`markupsafe.Markup` (HTML the plugin built and escaped itself, e.g. from its own
+    Chameleon template) or a plain ``str`` (shown as text: the core escapes it, so user data in it
+    can never become markup); ``None`` to add nothing.
     """
 
 
 @hookspec
-def eportal_health_checks(request):
-    """Report the plugin's health for ``GET /admin/health``.
+def eportal_health_checks(registry):
+    """Report the plugin's health.
 
-    Called on each health request. Return a list of :class:`eportal_core.health.Check`
-    (name, ok, detail); any check with ``ok=False`` turns the answer into a 503. ``None`` when
-    the plugin has nothing to report.
+    Called by ``GET /admin/health`` on each request and by ``eportal health`` on the command line,
+    with the app's :class:`pyramid.registry.Registry` (``registry.settings``, ``registry.pm``,
+    ``registry["dbengine"]``; in the app also ``registry["db_read"]``), never a request: a check
+    must not depend on who asks. Return a list of :class:`eportal_core.health.Check`
+    (``name``, ``ok``, ``detail``, ``private``): ``detail`` is shown to everyone, including
+    anonymous load balancers, so it holds no URL, host, user or message text; ``private`` (an
+    error message, a path) is added only for logged-in users and the command line. Any check with
+    ``ok=False`` turns the answer into a 503. ``None`` when the plugin has nothing to report; an
+    exception is reported as a failed check named after the plugin.
     """
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .plugins import make_plugin_manager
+from .plugins import RegistryError, make_plugin_manager, monitoring_formats, patch_source_types
 
 CHECKOUT_INI = Path(__file__).resolve().parents[2] / "development.ini"
 SYSTEM_INI = Path("/etc/eportal/eportal.ini")
@@ -252,7 +252,18 @@ def load_settings(raw: dict[str, Any], ini_dir: str | Path | None = None, *, ext
     if len(keys) != len(set(keys)):
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         raise SettingsError(f"settings declared twice by plugins: {', '.join(dupes)}")
+    check_named_contributions(pm)
     settings = validate_settings(raw, specs, tuple(owned))
     settings = resolve_paths(settings, Path(ini_dir) if ini_dir else None)
     settings["eportal.plugins.disabled"] = disabled
     return settings, pm
+
+
+def check_named_contributions(pm) -> None:
+    """Two plugins offering the same patch source type or monitoring format stop start-up (not the
+    first poll or request that would have picked one of them by chance)."""
+    for collect in (patch_source_types, monitoring_formats):
+        try:
+            collect(pm)
+        except RegistryError as exc:
+            raise SettingsError(f"{exc}: disable one of them in eportal.plugins.disabled") from None

@@ -14,8 +14,9 @@ class ReportingPlugin:
         self.calls = 0
 
     @hookimpl
-    def eportal_health_checks(self, request):
+    def eportal_health_checks(self, registry):
         self.calls += 1
+        self.registry = registry
         if self.raises is not None:
             raise self.raises
         return self.checks or None
@@ -92,12 +93,29 @@ def test_a_plugin_with_nothing_to_report(testapp):
     assert set(checks_by_name(res.json)) == {"database", "scheduler", "checkins"}
 
 
-def test_a_crashing_plugin_check_is_json_without_traceback(testapp):
-    with registered(testapp.app, ReportingPlugin(raises=RuntimeError("secret internals"))):
-        res = testapp.get("/admin/health", status="*")
-    assert res.status_int >= 500
-    assert res.content_type == "application/json"
-    assert "Traceback" not in res.text and "secret internals" not in res.text
+def test_a_crashing_plugin_check_is_a_failed_check_without_traceback(testapp, as_admin, other_client):
+    plugin = ReportingPlugin(raises=RuntimeError("secret internals"))
+    with registered(testapp.app, plugin, name="crashy"):
+        res = other_client().get("/admin/health", status=503)
+        assert res.content_type == "application/json"
+        assert "Traceback" not in res.text and "secret internals" not in res.text
+        assert checks_by_name(res.json)["crashy"] == {"name": "crashy", "ok": False, "detail": "the check itself failed"}
+        # a logged-in admin sees what went wrong
+        detailed = checks_by_name(testapp.get("/admin/health", status=503).json)["crashy"]
+    assert detailed["detail"] == "the check itself failed: RuntimeError: secret internals"
+    assert checks_by_name(res.json)["database"]["ok"] is True  # the other checks still ran
+
+
+def test_the_private_detail_is_for_logged_in_users_only(testapp, as_readonly, other_client):
+    """The core decides once what an anonymous caller sees: a check's ``private`` part never
+    reaches a load balancer, and the plugin does not get the request to decide it itself."""
+    plugin = ReportingPlugin(Check("upstream", False, "the last poll failed", "https://user@mirror.example/ refused"))
+    with registered(testapp.app, plugin):
+        public = checks_by_name(other_client().get("/admin/health", status=503).json)["upstream"]
+        detailed = checks_by_name(testapp.get("/admin/health", status=503).json)["upstream"]
+    assert public == {"name": "upstream", "ok": False, "detail": "the last poll failed"}
+    assert detailed["detail"] == "the last poll failed: https://user@mirror.example/ refused"
+    assert plugin.registry is testapp.app.registry  # the registry, not a request
 
 
 def test_a_broken_database_makes_it_503(tmp_path):

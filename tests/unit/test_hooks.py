@@ -25,12 +25,14 @@ from eportal_core import cli, hookspecs, make_app, plugins, testing
 from eportal_core.cli import kc as kc_cli
 from eportal_core.cli.env import CliEnv
 from eportal_core.health import Check
-from eportal_core.models import LoginFailure, User, utcnow
+from eportal_core.models import AuditEvent, LoginFailure, User, utcnow
 from eportal_core.permissions import Permission
 from eportal_core.plugins import hookimpl, make_plugin_manager
 from eportal_core.scheduler import Job, SiteScheduler
-from eportal_core.services import events
+from eportal_core.services import ServiceError, events
+from eportal_core.services.users import sync_external_user
 from eportal_core.settings import Setting, SettingsError, int_between, load_settings, one_of
+from eportal_core.sources import AccessInfo, SourceError, make_source
 from eportal_core.web.ui import SETTINGS, NavItem
 
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("eportal_"))
@@ -163,28 +165,37 @@ def test_hook_eportal_includeme(build, make_user):
 # --- authentication -----------------------------------------------------------------------------
 
 class ExternalAuth:
-    """Knows 'ext-user' (password 'ext-pass') and refuses every login in ``deny``."""
+    """A directory (over the network, hence ``trylast``) that knows 'ext-user' (password 'ext-pass')
+    and every name in ``users``, and refuses every login in ``deny``."""
 
-    def __init__(self, deny=()):
+    def __init__(self, deny=(), users=(), source="probe"):
         self.deny = set(deny)
+        self.users = {"ext-user", *users}
+        self.source = source
+        self.calls: list[str] = []
+
+    @hookimpl(trylast=True)
+    def eportal_authenticate(self, request, login, password):
+        self.calls.append(login)
+        if login in self.deny:
+            return False
+        if login not in self.users:
+            return None
+        if password != "ext-pass":
+            return False
+        return sync_external_user(request.dbsession, login, source=self.source, readonly=True)
+
+
+class Greedy:
+    """A plugin registered without an order marker that would refuse everybody."""
+
+    def __init__(self):
         self.calls: list[str] = []
 
     @hookimpl
     def eportal_authenticate(self, request, login, password):
         self.calls.append(login)
-        if login in self.deny:
-            return False
-        if login != "ext-user":
-            return None
-        if password != "ext-pass":
-            return False
-        db = request.dbsession
-        user = db.scalar(select(User).where(User.username == login))
-        if user is None:
-            user = User(username=login, password_hash=None, source="probe", readonly=True)
-            db.add(user)
-            db.flush()
-        return user
+        return False
 
 
 def test_hook_eportal_authenticate(build, dbsession):
@@ -195,7 +206,9 @@ def test_hook_eportal_authenticate(build, dbsession):
     assert page.html.select_one(".who .username").get_text(strip=True) == "ext-user"
     assert "Key Inventory" in page.text
     user = dbsession.scalar(select(User).where(User.username == "ext-user"))
-    assert (user.source, user.password_hash, user.last_login is not None) == ("probe", None, True)
+    assert (user.source, user.password_hash, user.readonly, user.last_login is not None) == ("probe", None, True, True)
+    added = dbsession.scalar(select(AuditEvent).where(AuditEvent.action == "user.add", AuditEvent.target == "ext-user"))
+    assert (added.actor, added.detail) == ("probe", "readonly, from probe")
 
     # the plugin's False for a wrong password is a refusal, and is counted as a failure
     app.reset()
@@ -205,15 +218,56 @@ def test_hook_eportal_authenticate(build, dbsession):
                             .where(LoginFailure.username == "ext-user")) == 1
 
 
-def test_hook_eportal_authenticate_false_stops_local_auth(build, make_user):
+def test_hook_eportal_authenticate_local_users_first(build, make_user):
+    """local_auth is ``tryfirst``: whatever order plugins were registered in, a local user is
+    decided locally, and a network plugin is not even asked."""
     make_user("alice", "Alice-Secret-1")
-    # control: with a plugin that does not know alice (None), local auth logs her in
-    testing.login(build(probe=ExternalAuth()), "alice", "Alice-Secret-1", status=303)
-    # a plugin that owns alice and says False: the right local password is not even tried
-    probe = ExternalAuth(deny={"alice"})
-    res = testing.login(build(probe=probe), "alice", "Alice-Secret-1", status=401)
-    assert probe.calls == ["alice"]
+    greedy, directory = Greedy(), ExternalAuth(deny={"alice"})
+    app = build(greedy=greedy, directory=directory)
+    testing.login(app, "alice", "Alice-Secret-1", status=303)
+    app.reset()
+    testing.login(app, "alice", "wrong-password", status=401)  # local says False: nobody else is asked
+    assert greedy.calls == [] and directory.calls == []
+    # a name local auth does not know goes on: the unmarked plugin before the trylast one
+    testing.login(app, "ext-user", "ext-pass", status=401)
+    assert greedy.calls == ["ext-user"] and directory.calls == []
+
+
+def test_hook_eportal_authenticate_a_directory_cannot_take_over_a_local_user(tmp_path, database_url, engine,
+                                                                             dbconnection, make_user, dbsession):
+    """With local auth blocked, a directory that also has 'alice' cannot turn the local account into
+    one of its own: the login is refused and the reason is in the audit trail."""
+    make_user("alice", "Alice-Secret-1")
+    settings, pm = load_settings(testing.make_test_settings(tmp_path, database_url,
+                                                            **{"eportal.plugins.disabled": "local_auth"}),
+                                 extra_plugins={"directory": ExternalAuth(users={"alice"})})
+    app = make_app(settings, pm, engine=engine)
+    app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
+                                                     expire_on_commit=False)
+    app = webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test"})
+    res = testing.login(app, "alice", "ext-pass", status=401)
     assert "Wrong user name or password." in res.text
+    user = dbsession.scalar(select(User).where(User.username == "alice"))
+    assert user.source == "local" and user.password_hash
+    failed = dbsession.scalar(select(AuditEvent).where(AuditEvent.action == "login.failed"))
+    assert "exists here as a local user" in failed.detail
+
+
+def test_sync_external_user_keeps_the_role_in_line(dbsession):
+    user = sync_external_user(dbsession, "carol", source="ldap", readonly=True)
+    assert (user.source, user.role, user.password_hash) == ("ldap", "readonly", None)
+    assert sync_external_user(dbsession, "carol", source="ldap", readonly=False) is user and user.role == "admin"
+    actions = dbsession.scalars(select(AuditEvent.detail).where(AuditEvent.target == "carol")
+                                .order_by(AuditEvent.id)).all()
+    assert actions == ["readonly, from ldap", "admin, from ldap"]
+    sync_external_user(dbsession, "carol", source="ldap", readonly=False)  # unchanged: no new event
+    assert dbsession.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.target == "carol")) == 2
+    with pytest.raises(ServiceError, match="exists here as a ldap user"):
+        sync_external_user(dbsession, "carol", source="radius", readonly=True)
+    with pytest.raises(ServiceError, match="invalid user source"):
+        sync_external_user(dbsession, "dave", source="local", readonly=True)
+    with pytest.raises(ServiceError, match="invalid user name"):
+        sync_external_user(dbsession, "bad name", source="ldap", readonly=True)
 
 
 def test_hook_eportal_authenticate_blocked_local_auth(tmp_path, database_url, engine, dbconnection, make_user):
@@ -268,14 +322,35 @@ class SourcesClash:
         return {"nagios": lambda counts, problems: ("text/plain", "clash")}
 
 
-def test_hook_eportal_patch_source_types():
-    # the collector is eportal_core.plugins (no core code consumes the result yet)
+def test_hook_eportal_patch_source_types(tmp_path):
     types = plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
     assert types == {"http": http_source, "directory": directory_source}
     assert types["directory"]({}, "/srv/patches") == ("directory", "/srv/patches")
     with pytest.raises(plugins.RegistryError, match="patch source type 'http' is offered by both a and clash"):
         plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
     assert plugins.patch_source_types(make_plugin_manager()) == {}
+    # the core's make_source turns access info into a source of the named type
+    access = AccessInfo(type="directory", path="/srv/patches")
+    pm = make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()})
+    assert make_source(pm, {}, access) == ("directory", access)
+    with pytest.raises(SourceError, match=r"unknown patch source type 's3' \(known: directory, http\)") as refused:
+        make_source(pm, {}, AccessInfo(type="s3"))
+    assert refused.value.field == "type"
+
+
+class FormatClash:
+    @hookimpl
+    def eportal_monitoring_formats(self):
+        return {"nagios": lambda counts, problems: ("text/plain", "clash")}
+
+
+@pytest.mark.parametrize("clash, what", [(SourcesClash, "patch source type 'http'"),
+                                         (FormatClash, "monitoring format 'nagios'")])
+def test_a_name_offered_twice_stops_start_up(tmp_path, clash, what):
+    """Not the first poll: start-up itself refuses two plugins offering the same name."""
+    with pytest.raises(SettingsError, match=f"{what} is offered by both a and clash: disable one of them"):
+        load_settings(testing.make_test_settings(tmp_path, f"sqlite:///{tmp_path}/x.sqlite"),
+                      extra_plugins={"a": SourcesA(), "clash": clash()})
 
 
 def test_hook_eportal_monitoring_formats():
@@ -439,43 +514,77 @@ def test_hook_eportal_ui_panels(build, make_user):
                 return Markup('<section id="probe-panel" class="card">Probe says <b>hi</b></section>')
             return None
 
+    class PlainText:
+        @hookimpl
+        def eportal_ui_panels(self, request, slot, context):
+            # a plain string holding user data: shown as text, never as markup
+            return '<script id="planted">alert(1)</script> from host <b>evil</b>' if slot == "dashboard" else None
+
     class Quiet:
         @hookimpl
         def eportal_ui_panels(self, request, slot, context):
             return None
 
-    app = build(probe=Probe(), quiet=Quiet())
+    app = build(probe=Probe(), plain=PlainText(), quiet=Quiet())
     make_user("alice")
     page = testing.login(app, "alice", "alice-Secret-123").follow()
     panel = page.html.select_one("main #probe-panel")
     assert panel is not None, page.text
-    assert panel.b.get_text() == "hi"  # rendered as HTML, not escaped
+    assert panel.b.get_text() == "hi"  # Markup is rendered as HTML, not escaped
     assert ("dashboard", None) in calls
+    assert page.html.select_one("#planted") is None and page.html.select_one("main b:-soup-contains('evil')") is None
+    assert '<script id="planted">alert(1)</script> from host <b>evil</b>' in page.html.select_one("main").get_text()
+    assert "&lt;script id=&#34;planted&#34;&gt;" in page.text
 
 
 def test_hook_eportal_health_checks(build):
     state = {"ok": False}
+    seen = []
 
     class Probe:
         @hookimpl
-        def eportal_health_checks(self, request):
-            return [Check("probe.disk", state["ok"], "disk full" if not state["ok"] else "42% used")]
+        def eportal_health_checks(self, registry):
+            seen.append(registry)
+            return [Check("probe.disk", state["ok"], "disk full" if not state["ok"] else "42% used", "/var/lib/x")]
 
     class Nothing:
         @hookimpl
-        def eportal_health_checks(self, request):
+        def eportal_health_checks(self, registry):
             return None
 
     app = build(probe=Probe(), nothing=Nothing())
     res = app.get("/admin/health", status=503)
     body = json.loads(res.text)
     assert body["status"] == "fail"
-    assert {"name": "probe.disk", "ok": False, "detail": "disk full"} in body["checks"]
+    assert {"name": "probe.disk", "ok": False, "detail": "disk full"} in body["checks"]  # anonymous: no private part
     assert [c["name"] for c in body["checks"]][:2] == ["database", "scheduler"]
+    assert seen[-1] is app.app.registry
     state["ok"] = True
     body = app.get("/admin/health", status=200).json
     assert body["status"] == "ok"
     assert {"name": "probe.disk", "ok": True, "detail": "42% used"} in body["checks"]
+
+
+def test_health_checks_run_from_the_command_line(tmp_path):
+    """``eportal health``: the same checks with no request and no running app; the private detail is
+    shown (the operator is on the machine); exit 1 when one fails."""
+    state = {"ok": False}
+
+    class Probe:
+        @hookimpl
+        def eportal_health_checks(self, registry):
+            with registry["db_read"]() as conn:  # the database is reachable through the registry
+                conn.exec_driver_sql("SELECT 1")
+            return [Check("probe.disk", state["ok"], "disk full", "/var/lib/eportal has 1 MiB left")]
+
+    env = cli_env(tmp_path, probe=Probe())
+    result = CliRunner().invoke(cli.build(env), ["health"])
+    assert result.exit_code == 1, result.output
+    assert "FAIL  probe.disk: disk full: /var/lib/eportal has 1 MiB left" in result.output
+    assert "ok    database: sqlite" in result.output
+    state["ok"] = True
+    result = CliRunner().invoke(cli.build(env), ["health"])
+    assert result.exit_code == 0, result.output
 
 
 # --- events -------------------------------------------------------------------------------------

@@ -5,8 +5,7 @@ It adds a console page (``/admin/hello``), a navigation entry and a ``hello`` co
 """
 import click
 
-from eportal_core.plugins import hookimpl
-from eportal_core.web.ui import NavItem
+from eportal_core.api import NavItem, hookimpl
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """The plugin's console page: a route, a view and a template that fills the core layout."""
 from pyramid.view import view_config
 
-from eportal_core.permissions import Permission
+from eportal_core.api import Permission
 
 
 @view_config(route_name="hello", renderer="eportal_hello:templates/hello.pt", permission=Permission.VIEW,

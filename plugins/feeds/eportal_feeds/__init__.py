@@ -9,10 +9,7 @@ The feed rules live in ``eportal_core.services.feeds`` (the core keeps ``main`` 
 without this plugin), the auto-update rule in :mod:`eportal_feeds.service`, the deploy order in
 ``eportal_core.services.deploy``.
 """
-from eportal_core.permissions import Permission
-from eportal_core.plugins import hookimpl
-from eportal_core.settings import Setting, int_between
-from eportal_core.web.ui import SETTINGS, NavItem
+from eportal_core.api import SETTINGS, NavItem, Permission, Setting, hookimpl, int_between
 
 JOB_ID = "feeds.auto_update"
 
@@ -37,7 +34,7 @@ def eportal_navigation(request):
 
 @hookimpl
 def eportal_scheduled_jobs(settings):
-    from eportal_core.scheduler import Job
+    from eportal_core.api import Job
 
     from .jobs import auto_update_job
     return [Job(JOB_ID, auto_update_job, seconds=settings["feeds.auto_update_seconds"],
@@ -57,7 +54,7 @@ def eportal_legacy_flags():
 
 
 @hookimpl
-def eportal_health_checks(request):
+def eportal_health_checks(registry):
     from .jobs import health_check
-    check = health_check(request.registry, request.identity is not None)
+    check = health_check(registry)
     return [check] if check is not None else None

@@ -12,21 +12,23 @@ from __future__ import annotations
 from pyramid.view import view_config
 from sqlalchemy import select
 
-from eportal_core.models import MAIN_FEED, STATUS_BLOCKED, Patchset
-from eportal_core.permissions import Permission
-from eportal_core.services import deploy
-from eportal_core.services import feeds as feeds_service
-from eportal_core.web.openapi import add_api_paths
-from eportal_core.web.rest import (
+from eportal_core.api import (
+    MAIN_FEED,
+    STATUS_BLOCKED,
     ApiError,
+    Patchset,
+    Permission,
     actor,
+    add_api_paths,
     add_api_routes,
     api_guard,
     api_params,
     bool_param,
+    deploy,
     json_response,
     text_param,
 )
+from eportal_core.api import feeds as feeds_service
 
 from .docs import FEED_RECORD, openapi_paths
 

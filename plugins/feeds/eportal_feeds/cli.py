@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import click
 
-from eportal_core.cli.kc import LegacyFlag
-from eportal_core.models import MAIN_FEED
-from eportal_core.services import ServiceError
-from eportal_core.services import feeds as feeds_service
+from eportal_core.api import MAIN_FEED, LegacyFlag, ServiceError
+from eportal_core.api import feeds as feeds_service
 
 from .service import run_auto_update
 

@@ -2,11 +2,11 @@
 ``eportal_core.web.openapi.add_api_paths`` (tests/test_feeds_api.py validates real answers against it)."""
 from __future__ import annotations
 
-from eportal_core.services.deploy import STATUSES
-from eportal_core.services.feeds import MAX_DEPLOY_AFTER
-from eportal_core.web.openapi import (
+from eportal_core.api import (
+    MAX_DEPLOY_AFTER,
     READ_ERRORS,
     RESULT_OK,
+    STATUSES,
     STR,
     WRITE_ERRORS,
     body_params,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from eportal_core.health import Check
+from eportal_core.api import Check
 
 from . import JOB_ID
 from .service import run_auto_update
@@ -22,9 +22,9 @@ def auto_update_job(ctx) -> None:
         _last.update(enabled=enabled, feeds=len(results))
 
 
-def health_check(registry, detailed: bool) -> Check | None:
-    """The job's last run and error; only the error's type for anonymous callers (the page is public).
-    None in a process without the scheduler (the core's scheduler check already says so)."""
+def health_check(registry) -> Check | None:
+    """The job's last run; its error's type for everyone, the message for logged-in users only (the
+    page is public). None in a process without the scheduler (the core's scheduler check says so)."""
     name = JOB_ID
     scheduler = registry.get("scheduler")
     if scheduler is None:
@@ -33,8 +33,8 @@ def health_check(registry, detailed: bool) -> Check | None:
     if status is None:
         return Check(name, True, "not scheduled in this process")
     if status.last_error:
-        error = status.last_error if detailed else status.last_error.split(":", 1)[0]
-        return Check(name, False, f"the last run at {status.last_run} UTC failed: {error}")
+        kind, _, message = status.last_error.partition(":")
+        return Check(name, False, f"the last run at {status.last_run} UTC failed: {kind}", message.strip())
     if not status.last_run:
         return Check(name, True, "not run yet")
     with _lock:

@@ -22,8 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from eportal_core.models import MAIN_FEED, STATUS_BLOCKED, Feed, FeedPatchset, Patchset, utcnow
-from eportal_core.services import deploy
+from eportal_core.api import MAIN_FEED, STATUS_BLOCKED, Feed, FeedPatchset, Patchset, deploy, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,8 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
-from eportal_core.models import MAIN_FEED
-from eportal_core.permissions import Permission
-from eportal_core.services import ServiceError
-from eportal_core.services import feeds as feeds_service
-from eportal_core.web.ui import plural
+from eportal_core.api import MAIN_FEED, Permission, ServiceError, plural
+from eportal_core.api import feeds as feeds_service
 
 FORM = "eportal_feeds:templates/form.pt"
 

@@ -205,16 +205,18 @@ def test_the_job_runs_the_rules_and_reports_its_health(dbsession, imported):
     ctx = SimpleNamespace(dbsession=lambda: nullcontext(dbsession), pm=make_plugin_manager(), settings={})
     scheduler = SimpleNamespace(status={JOB_ID: JobStatus("auto update", 60)})
     registry = {"scheduler": scheduler}
-    assert health_check(registry, True).detail == "not run yet"
+    assert health_check(registry).detail == "not run yet"
     auto_update_job(ctx)
     scheduler.status[JOB_ID].last_run = "2025-01-01 10:00:00"
     assert enabled(dbsession, "fast") == names(imported)
-    check = health_check(registry, True)
+    check = health_check(registry)
     assert check.ok and "5 patchset(s) enabled" in check.detail and "1 auto feed(s)" in check.detail
     scheduler.status[JOB_ID].last_error = "OperationalError: database is locked"
-    assert not health_check(registry, True).ok
-    assert health_check(registry, False).detail.endswith("failed: OperationalError")  # no message for strangers
-    assert health_check({}, False) is None  # no scheduler in this process: the core's check says so
+    check = health_check(registry)
+    assert not check.ok
+    assert check.detail.endswith("failed: OperationalError")  # only the type for strangers
+    assert check.private == "database is locked"  # the message for logged-in users
+    assert health_check({}) is None  # no scheduler in this process: the core's check says so
 
 
 def test_an_auto_feed_waits_for_a_patchset_not_downloaded_yet(dbsession, imported):

@@ -11,17 +11,11 @@ import logging
 
 from sqlalchemy import select
 
-from eportal_core.health import Check
-from eportal_core.models import SiteSetting
-from eportal_core.plugins import hookimpl
-from eportal_core.scheduler import Job
-from eportal_core.settings import Setting, as_bool, int_between
-from eportal_core.web.ui import NavItem
+from eportal_core.api import Check, Job, NavItem, Setting, SiteSetting, SourceError, as_bool, hookimpl, int_between
 
 from .access import PREFIX, STATE_KEY
 from .directory_source import directory_source
 from .http_source import http_source
-from .sources import SourceError
 from .state import PollState
 from .tls import ca_file
 
@@ -83,9 +77,9 @@ def eportal_scheduled_jobs(settings):
 
 
 @hookimpl
-def eportal_health_checks(request):
+def eportal_health_checks(registry):
     try:
-        with request.registry["db_read"]() as conn:
+        with registry["db_read"]() as conn:
             stored = dict(conn.execute(select(SiteSetting.name, SiteSetting.value)
                                        .where(SiteSetting.name.in_([PREFIX + "type", STATE_KEY]))).all())
     except Exception:  # the database check reports that already
@@ -99,16 +93,13 @@ def eportal_health_checks(request):
         state = PollState()
     if not state.started:
         return [Check("patch_source", True, "not polled yet")]
-    anonymous = request.identity is None  # this page is public: no URLs or messages for strangers
+    # the URL and the messages are private: the core shows them to logged-in users only
     if state.error:
-        detail = "the last poll failed" + ("" if anonymous else f": {state.error}")
-        return [Check("patch_source", False, f"{detail} ({state.finished} UTC)")]
+        return [Check("patch_source", False, f"the last poll failed ({state.finished} UTC)", state.error)]
     if state.failures:
         names = ", ".join(sorted(state.failures))
-        detail = f"{len(state.failures)} patchset(s) failed: {names}"
-        if not anonymous:
-            detail += " (" + "; ".join(f["error"] for f in state.failures.values())[:500] + ")"
-        return [Check("patch_source", False, detail)]
+        return [Check("patch_source", False, f"{len(state.failures)} patchset(s) failed: {names}",
+                      "; ".join(f["error"] for f in state.failures.values())[:500])]
     return [Check("patch_source", True, f"last poll {state.finished} UTC: {state.listed} patchset(s) listed")]
 
 

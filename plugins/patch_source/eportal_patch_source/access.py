@@ -7,40 +7,18 @@ Saving with an empty password keeps the stored one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from eportal_core.models import SiteSetting
-from eportal_core.services import audit
-
-from .sources import SourceError, make_source
+from eportal_core.api import AccessInfo, SiteSetting, SourceError, audit, make_source
 
 PREFIX = "patch_source.access."
 FIELDS = ("type", "url", "path", "login", "password")
 #: names the state module keeps next to the access info
 STATE_KEY = "patch_source.state"
 DELETED_KEY = "patch_source.deleted"
-
-
-@dataclass(frozen=True)
-class AccessInfo:
-    type: str = "http"
-    url: str = ""
-    path: str = ""
-    login: str = ""
-    password: str = field(default="", repr=False)
-
-    @property
-    def location(self) -> str:
-        """What the admin recognises the source by: the URL, or the folder."""
-        return self.path if self.type == "directory" else self.url
-
-    def public(self) -> dict:
-        """Everything but the password (which only shows as set or not)."""
-        return {"type": self.type, "url": self.url, "path": self.path, "login": self.login,
-                "password_set": bool(self.password)}
 
 
 def _get(db: Session, name: str) -> str | None:

@@ -18,9 +18,7 @@ import sys
 
 import click
 
-from eportal_core.cli.kc import LegacyFlag
-from eportal_core.models import MAIN_FEED
-from eportal_core.services import ServiceError, deploy
+from eportal_core.api import MAIN_FEED, LegacyFlag, ServiceError, deploy
 
 from . import access as access_store
 from . import service

@@ -14,18 +14,22 @@ import threading
 import zlib
 from pathlib import Path
 
-from eportal_core.services import ServiceError
-from eportal_core.services.archives import MAX_CHANGELOG_BYTES, MAX_MANIFEST_BYTES
-from eportal_core.services.manifests import (
+from eportal_core.api import (
     ARCHIVE_SUFFIXES,
     CHANGELOG,
     MANIFEST,
+    MAX_CHANGELOG_BYTES,
+    MAX_MANIFEST_BYTES,
+    Fetched,
+    Index,
+    IndexEntry,
+    Progress,
+    ServiceError,
+    SourceError,
     first_line,
     parse_manifest,
     valid_patchset_name,
 )
-
-from .sources import Fetched, Index, IndexEntry, Progress, SourceError
 
 #: members read at most while looking for the manifest and the changelog (they come first in practice)
 MAX_SCAN_MEMBERS = 10_000

@@ -28,10 +28,9 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote, urlsplit
 
-from eportal_core.services import diskspace
+from eportal_core.api import ArchiveRefused, Fetched, Index, IndexEntry, Progress, SourceError, diskspace, parse_entry
 
 from . import tls
-from .sources import ArchiveRefused, Fetched, Index, IndexEntry, Progress, SourceError, parse_entry
 from .state import downloads_dir
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,25 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from eportal_core.models import STATUS_AVAILABLE, STATUS_BLOCKED, Patchset
-from eportal_core.services import ServiceError, audit, deploy, diskspace
-from eportal_core.services.patchstore import import_archive, patches_dir
+from eportal_core.api import (
+    STATUS_AVAILABLE,
+    STATUS_BLOCKED,
+    ArchiveRefused,
+    Index,
+    IndexEntry,
+    Patchset,
+    ServiceError,
+    Source,
+    SourceError,
+    audit,
+    deploy,
+    diskspace,
+    import_archive,
+    make_source,
+    patches_dir,
+)
 
 from . import access as access_store
-from .sources import ArchiveRefused, Index, IndexEntry, Source, SourceError, make_source
 from .state import FAILED, REFUSED, PollState, load_deleted, load_state, now_text, poll_lock, save_state
 
 if TYPE_CHECKING:

@@ -6,9 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select, true
 
-from eportal_core.models import Feed, FeedPatchset
-from eportal_core.services import deploy
-from eportal_core.web.ui import plural
+from eportal_core.api import Feed, FeedPatchset, deploy, plural
 
 from .state import FAILED, PollState
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eportal_core.services import ServiceError
+from eportal_core.api import ServiceError
 
 from .state import now_text
 

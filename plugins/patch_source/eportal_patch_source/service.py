@@ -18,14 +18,29 @@ from pathlib import Path
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
-from eportal_core.models import MAIN_FEED, STATUS_BLOCKED, Feed, FeedPatchset, PatchLevel, Patchset
-from eportal_core.services import ServiceError, audit, deploy
-from eportal_core.services.archives import new_partial_dir, remove_tree
-from eportal_core.services.patchstore import import_archive, patches_dir, patchset_dir
+from eportal_core.api import (
+    MAIN_FEED,
+    STATUS_BLOCKED,
+    Feed,
+    FeedPatchset,
+    PatchLevel,
+    Patchset,
+    Progress,
+    ServiceError,
+    Source,
+    SourceError,
+    audit,
+    deploy,
+    import_archive,
+    make_source,
+    new_partial_dir,
+    patches_dir,
+    patchset_dir,
+    remove_tree,
+)
 
 from . import access as access_store
 from .polling import PollResult, download_and_import, poll, record_index
-from .sources import Progress, Source, SourceError, make_source
 from .state import set_deleted
 
 __all__ = ["Context", "configured", "poll", "PollResult", "record_index", "download_and_import", "deploy_upto",

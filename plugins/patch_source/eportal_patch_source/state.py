@@ -10,10 +10,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from eportal_core.models import utcnow
+from eportal_core.api import SourceError, utcnow
 
 from .access import DELETED_KEY, STATE_KEY, load_json, save_json
-from .sources import SourceError
 
 #: failure kinds: ``refused`` (the archive is bad: not fetched again by scheduled polls until the
 #: source announces another one) and ``failed`` (network and the like: tried again at every poll)

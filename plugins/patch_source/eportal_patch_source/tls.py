@@ -13,7 +13,7 @@ import ssl
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .sources import SourceError
+from eportal_core.api import SourceError
 
 CA_SETTING = "patch_source.ca_file"
 #: OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH

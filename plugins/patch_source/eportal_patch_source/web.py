@@ -10,16 +10,23 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 from sqlalchemy import select
 
-from eportal_core.db import get_tm_session
-from eportal_core.models import MAIN_FEED, STATUS_BLOCKED, Feed, Patchset
-from eportal_core.permissions import Permission
-from eportal_core.services import ServiceError, deploy
-from eportal_core.web.clientip import client_ip
+from eportal_core.api import (
+    MAIN_FEED,
+    STATUS_BLOCKED,
+    Feed,
+    Patchset,
+    Permission,
+    ServiceError,
+    SourceError,
+    client_ip,
+    deploy,
+    get_tm_session,
+    source_types,
+)
 
 from . import access as access_store
 from . import presenters, service
 from .runner import Runner
-from .sources import SourceError, source_types
 from .state import load_state
 
 RUNNER = "patch_source.runner"

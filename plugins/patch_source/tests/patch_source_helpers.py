@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eportal_patch_source.access import AccessInfo
-from eportal_patch_source.sources import make_source
+from eportal_core.api import AccessInfo, make_source
 
 # agents over real HTTP (protocol.md §2) come from the shared harness; the tests import them from here
 from eportal_core.testing.live import agent_get, register_agent  # noqa: F401

@@ -6,13 +6,12 @@ import hashlib
 import shutil
 
 import pytest
-from eportal_patch_source.access import AccessInfo
 from eportal_patch_source.directory_source import DirectorySource
 from eportal_patch_source.http_source import HttpSource, proxies
-from eportal_patch_source.sources import ArchiveRefused, SourceError, make_source, source_types
 from patch_source_helpers import downloads, offer
 from patch_source_helpers import http_source as _http_source
 
+from eportal_core.api import AccessInfo, ArchiveRefused, SourceError, make_source, source_types
 from eportal_core.settings import SettingsError
 from eportal_core.testing.patches import KERNEL_IDS, make_archive
 

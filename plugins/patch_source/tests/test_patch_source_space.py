@@ -12,12 +12,12 @@ import pytest
 from eportal_patch_source import access as access_store
 from eportal_patch_source import service
 from eportal_patch_source.presenters import poll_summary, rows
-from eportal_patch_source.sources import SourceError
 from eportal_patch_source.state import FAILED, load_state
 from patch_source_helpers import data_dir, downloads, http_access, offer
 from patch_source_helpers import http_source as make_http_source
 from sqlalchemy import func, select
 
+from eportal_core.api import SourceError
 from eportal_core.models import MAIN_FEED, AuditEvent, Feed, PatchLevel, Patchset
 from eportal_core.services import diskspace
 from eportal_core.services.diskspace import NotEnoughSpace, human, on_disk, reserve

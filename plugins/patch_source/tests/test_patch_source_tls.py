@@ -19,12 +19,12 @@ import pytest
 from eportal_patch_source import access as access_store
 from eportal_patch_source import service
 from eportal_patch_source.cli import show
-from eportal_patch_source.sources import SourceError, make_source
 from eportal_patch_source.state import load_state
 from eportal_patch_source.testing_tls import ConnectProxy, make_ca
 from patch_source_helpers import data_dir, http_access, offer
 from sqlalchemy import select
 
+from eportal_core.api import SourceError, make_source
 from eportal_core.models import Patchset
 from eportal_core.settings import SettingsError
 from eportal_core.testing import csrf_token, login

@@ -6,7 +6,9 @@ from ..plugins import hookimpl
 from ..services.passwords import hash_password, needs_rehash, verify_password
 
 
-@hookimpl
+# tryfirst: local users (the admin among them) are decided before any directory plugin is asked,
+# whatever order the plugins were registered in (hookspecs.eportal_authenticate says why)
+@hookimpl(tryfirst=True)
 def eportal_authenticate(request, login, password):
     user = request.dbsession.scalar(select(User).where(User.username == login))
     if user is None or user.source != "local":

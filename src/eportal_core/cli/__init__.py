@@ -69,6 +69,17 @@ def build(env: CliEnv) -> click.Group:
         for r in rows:
             click.echo(f"{r.name:<{width}}  {r.distribution:<{dwidth}}  {r.version:<9}  {r.status}")
 
+    @eportal.command()
+    @click.pass_obj
+    def health(env):
+        """Run the health checks (database, plugins) here; exit 1 when one fails."""
+        from ..health import offline_registry, run_checks
+        report = run_checks(offline_registry(env.settings, env.pm, env.engine), private=True)
+        for check in report["checks"]:
+            click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
+        if report["status"] != "ok":
+            sys.exit(1)
+
     eportal.add_command(user_group)
     eportal.add_command(key_command)
     for command in plugin_commands(env):

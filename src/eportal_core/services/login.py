@@ -30,10 +30,18 @@ def authenticate(request, login: str, password: str) -> User:
     since = utcnow() - window
     _check_throttle(db, LoginFailure.username == login, since, settings["eportal.login.max_failures_per_user"], window)
     _check_throttle(db, LoginFailure.ip == ip, since, settings["eportal.login.max_failures_per_ip"], window)
-    user = request.registry.pm.hook.eportal_authenticate(request=request, login=login, password=password)
+    try:
+        user = request.registry.pm.hook.eportal_authenticate(request=request, login=login, password=password)
+        reason = ""
+    except LoginRefused:
+        raise
+    except ServiceError as exc:
+        # a plugin could not provision the user (sync_external_user refused): the reason goes to the
+        # audit trail, the page says no more than for a wrong password (no hint that the name exists)
+        user, reason = None, str(exc)
     if not isinstance(user, User):
         db.add(LoginFailure(username=login, ip=ip))
-        audit.record(db, login, "login.failed", login, ip=ip)
+        audit.record(db, login, "login.failed", login, reason, ip=ip)
         raise LoginRefused("Wrong user name or password.")
     db.execute(delete(LoginFailure).where(LoginFailure.username == login))
     touch_login(user)

@@ -94,3 +94,38 @@ def _refuse_last_admin(dbsession: Session, user: User, verb: str) -> None:
 
 def touch_login(user: User) -> None:
     user.last_login = utcnow()
+
+
+# --- users of an external directory (auth plugins) --------------------------------------------------
+
+SOURCE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def sync_external_user(dbsession: Session, username: str, *, source: str, readonly: bool, description: str = "",
+                       ip: str = "") -> User:
+    """The local row of a user an auth plugin has just authenticated against its directory: created on
+    the first login, its role brought in line with the directory's on every later one, each change in
+    the audit trail (actor ``<source>``). Such users have no password here (``password_hash`` NULL), so
+    local auth never accepts them. A local user of the same name is refused, never taken over: an
+    entry in a directory must not become an account an admin created here."""
+    validate_username(username)
+    if not SOURCE_RE.match(source or "") or source == "local":
+        raise ServiceError(f"invalid user source {source!r}: a plugin name like 'ldap', not 'local'")
+    user = get_user(dbsession, username)
+    role = "readonly" if readonly else "admin"
+    if user is None:
+        user = User(username=username, password_hash=None, readonly=readonly, source=source,
+                    description=description[:1000])
+        dbsession.add(user)
+        dbsession.flush()
+        audit.record(dbsession, source, "user.add", username, f"{role}, from {source}", ip=ip)
+        return user
+    if user.source != source:
+        raise ServiceError(f"user '{username}' exists here as a {user.source} user; "
+                           f"remove it (or rename it in {source}) before it can log in through {source}")
+    if user.readonly != readonly:
+        user.readonly = readonly
+        audit.record(dbsession, source, "user.role", username, f"{role}, from {source}", ip=ip)
+    if description and user.description != description[:1000]:
+        user.description = description[:1000]
+    return user

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from importlib import metadata
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pyramid.events import BeforeRender, subscriber
 from pyramid.renderers import get_renderer
 
@@ -77,8 +77,10 @@ def _group_id(title: str, taken) -> str:
 
 
 def panels(request, slot: str, context=None) -> Markup:
+    """What plugins put in ``slot``: ``Markup`` as the plugin built it, any other text escaped (a plain
+    string holding a hostname or a key must never become HTML)."""
     parts = request.registry.pm.hook.eportal_ui_panels(request=request, slot=slot, context=context)
-    return Markup("").join(Markup(p) for p in parts if p)
+    return Markup("").join(escape(p) for p in parts if p)
 
 
 @subscriber(BeforeRender)

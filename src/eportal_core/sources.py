@@ -1,9 +1,11 @@
-"""What a patch source is, and the one place that turns the stored access info into one.
+"""The patch source contract: what a source type is, and the one place that turns access info into
+a source. It belongs to the hook ``eportal_patch_source_types`` (hookspecs.py), so a third-party
+source (an S3 bucket, another eportal) needs nothing but the core.
 
 A source answers two questions: :meth:`Source.index` (which patchsets exist upstream, as
 :class:`IndexEntry` rows) and :meth:`Source.fetch` (a local archive file of one of them, verified
-against what the index announced, ready for ``patchstore.import_archive``). Source types come from
-the ``eportal_patch_source_types`` hook; this plugin offers ``http`` and ``directory``.
+against what the index announced, ready for ``patchstore.import_archive``). The patch_source plugin
+offers the types ``http`` and ``directory``, polls the configured source and imports what is new.
 """
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from eportal_core import plugins
-from eportal_core.models import STATUS_AVAILABLE, STATUS_BLOCKED
-from eportal_core.services import ServiceError
-from eportal_core.services.manifests import PRODUCT_RE, SHA256_RE, valid_patchset_name
+from .models import STATUS_AVAILABLE, STATUS_BLOCKED
+from .plugins import patch_source_types
+from .services import ServiceError
+from .services.manifests import PRODUCT_RE, SHA256_RE, valid_patchset_name
 
 #: ``progress(name, bytes done, bytes in all or None)``
 Progress = Callable[[str, int, int | None], None]
@@ -79,11 +81,39 @@ class Fetched:
 
 
 class Source(Protocol):
+    """What a source type's factory returns. ``kind`` is the type name; :meth:`index` lists what the
+    upstream offers (problems with single entries go to ``Index.problems``, a source that cannot be
+    read raises :class:`SourceError`); :meth:`fetch` makes one entry's archive a local file, verified
+    against the entry's size and sha256 when given (else :class:`ArchiveRefused`), calling
+    ``progress`` as bytes arrive."""
+
     kind: str
 
     def index(self) -> Index: ...
 
     def fetch(self, entry: IndexEntry, progress: Progress | None = None) -> Fetched: ...
+
+
+@dataclass(frozen=True)
+class AccessInfo:
+    """Where the patch source is and how to log in: what the console's Patch Source page stores and
+    what a source type's factory receives. ``type`` names the source type."""
+
+    type: str = "http"
+    url: str = ""
+    path: str = ""
+    login: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def location(self) -> str:
+        """What the admin recognises the source by: the URL, or the folder."""
+        return self.path if self.type == "directory" else self.url
+
+    def public(self) -> dict:
+        """Everything but the password (which only shows as set or not)."""
+        return {"type": self.type, "url": self.url, "path": self.path, "login": self.login,
+                "password_set": bool(self.password)}
 
 
 def parse_time(value) -> datetime:
@@ -132,7 +162,7 @@ def parse_entry(raw, origin: str = "") -> IndexEntry:
 
 def source_types(pm) -> dict:
     """``{type name: factory(settings, access_info)}`` from every plugin (duplicates refused)."""
-    return plugins.patch_source_types(pm)
+    return patch_source_types(pm)
 
 
 def make_source(pm, settings: dict, access) -> Source:
