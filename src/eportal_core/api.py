@@ -12,6 +12,7 @@ those without a leading underscore.
 """
 from __future__ import annotations
 
+from .agent.lane import add_lane_view
 from .cli.env import CliEnv
 from .cli.kc import LegacyFlag
 from .db import get_tm_session
@@ -118,4 +119,6 @@ __all__ = [
     "json_response", "text_param",
     "add_api_paths", "READ_ERRORS", "RESULT_OK", "STR", "WRITE_ERRORS", "body_params", "error_responses",
     "json_content", "operation", "query_param", "schema_ref",
+    # the agent path
+    "add_lane_view",
 ]

@@ -93,3 +93,16 @@ def test_every_public_name_exists():
     missing = [name for name in api.__all__ if not hasattr(api, name)]
     assert missing == []
     assert len(set(api.__all__)) == len(api.__all__)
+
+
+def test_docs_plugins_md_lists_every_hook_and_every_public_name():
+    """The guide a stranger writes a plugin from: a hook or a public name it does not mention is a
+    hole in it."""
+    import inspect
+
+    from eportal_core import hookspecs
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    hooks = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("eportal_")]
+    assert len(hooks) == 17
+    assert [h for h in hooks if f"| `{h}` |" not in guide] == []
+    assert [n for n in api.__all__ if f"`{n}" not in guide] == []
