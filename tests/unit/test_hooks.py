@@ -1,9 +1,10 @@
 """The hook contracts: every hookspec is documented and has a ``test_hook_<name>`` here proving
 that the core calls it and uses what it returns (datasette style).
 
-App-level tests build the real app with a probe plugin registered in code
-(``load_settings(..., extra_plugins=...)`` then ``make_app``) and drive it with WebTest; the
-requests run inside the test's rolled-back transaction on SQLite and on PostgreSQL.
+App-level tests build the real app with a probe plugin registered in code (the harness's
+``make_app_client``) and drive it with WebTest; the requests run inside the test's rolled-back
+transaction on SQLite and on PostgreSQL. The event hooks are driven through the app in
+tests/functional/test_events.py; here they are checked against pluggy and ``events.notify``.
 """
 from __future__ import annotations
 
@@ -12,16 +13,13 @@ import json
 from datetime import timedelta
 
 import click
-import pluggy
 import pytest
-import webtest
 from click.testing import CliRunner
 from markupsafe import Markup
 from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
-from eportal_core import cli, hookspecs, make_app, plugins, testing
+from eportal_core import cli, hookspecs, plugins, testing
 from eportal_core.cli import kc as kc_cli
 from eportal_core.cli.env import CliEnv
 from eportal_core.health import Check
@@ -41,7 +39,7 @@ MIN_DOC = 60
 
 def test_hookspecs_are_all_found_and_registered():
     assert len(HOOKS) >= 17
-    pm = make_plugin_manager()
+    pm = make_plugin_manager(load_entrypoints=False)
     for name in HOOKS:
         assert hasattr(getattr(hookspecs, name), "eportal_spec"), f"{name} is not marked @hookspec"
         assert getattr(pm.hook, name).spec is not None
@@ -63,23 +61,15 @@ def test_every_hook_has_a_test(hook):
 
 # --- helpers ------------------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def core_plugins_only(monkeypatch):
-    """The contracts are the core's: plugins installed from plugins/* (entry points) would add their
-    own navigation entries, jobs and source types to what these tests count, so none is loaded here."""
-    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", lambda self, group, name=None: 0)
-
+# The contracts are the core's: plugins installed from plugins/* (entry points) would add their own
+# navigation entries, jobs and source types to what these tests count, so every plugin manager and
+# app here is made with load_entrypoints=False.
 
 @pytest.fixture
-def build(tmp_path, database_url, engine, dbconnection):
-    """``build(probe=plugin, ...)`` -> WebTest app with those plugins, on the rolled-back connection."""
+def build(make_app_client):
+    """``build(probe=plugin, ...)`` -> the harness's ``make_app_client`` with those plugins and no installed ones."""
     def factory(**plugins):
-        settings, pm = load_settings(testing.make_test_settings(tmp_path / "data", database_url),
-                                     extra_plugins=plugins)
-        app = make_app(settings, pm, engine=engine)
-        app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
-                                                         expire_on_commit=False)
-        return webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
+        return make_app_client(extra_plugins=plugins, load_entrypoints=False)
     return factory
 
 
@@ -91,7 +81,7 @@ def cli_env(tmp_path, **plugins) -> CliEnv:
     """A CliEnv whose settings and plugin manager the test controls (no ini is read)."""
     env = CliEnv()
     env.__dict__["_loaded"] = load_settings(testing.make_test_settings(tmp_path, f"sqlite:///{tmp_path}/cli.sqlite"),
-                                            extra_plugins=plugins)
+                                            extra_plugins=plugins, load_entrypoints=False)
     return env
 
 
@@ -110,14 +100,14 @@ class SettingsProbe:
 
 def test_hook_eportal_settings(tmp_path):
     probe = SettingsProbe()
-    settings, _ = load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "3"}, extra_plugins={"probe": probe})
+    settings, _ = load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "3"}, extra_plugins={"probe": probe}, load_entrypoints=False)
     assert probe.calls == 1
     assert settings["probe.greeting"] == "hello"  # default filled in
     assert settings["probe.times"] == 3  # parsed
     with pytest.raises(SettingsError, match=r"setting probe.times = '9' is not valid: expected a whole number from 1 to 3"):
-        load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "9"}, extra_plugins={"probe": SettingsProbe()})
+        load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "9"}, extra_plugins={"probe": SettingsProbe()}, load_entrypoints=False)
     with pytest.raises(SettingsError, match=r"unknown setting 'probe.greting'"):
-        load_settings({"eportal.data_dir": str(tmp_path), "probe.greting": "hi"}, extra_plugins={"probe": SettingsProbe()})
+        load_settings({"eportal.data_dir": str(tmp_path), "probe.greting": "hi"}, extra_plugins={"probe": SettingsProbe()}, load_entrypoints=False)
 
 
 def test_hook_eportal_settings_reach_the_app(build):
@@ -216,16 +206,11 @@ def test_hook_eportal_authenticate_false_stops_local_auth(build, make_user):
     assert "Wrong user name or password." in res.text
 
 
-def test_hook_eportal_authenticate_blocked_local_auth(tmp_path, database_url, engine, dbconnection, make_user):
+def test_hook_eportal_authenticate_blocked_local_auth(make_app_client, make_user):
     """Blocking the built-in local_auth plugin really removes local passwords."""
     make_user("alice", "Alice-Secret-1")
-    settings, pm = load_settings(testing.make_test_settings(tmp_path, database_url,
-                                                            **{"eportal.plugins.disabled": "local_auth"}))
-    app = make_app(settings, pm, engine=engine)
-    app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
-                                                     expire_on_commit=False)
-    testing.login(webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test"}), "alice", "Alice-Secret-1",
-                  status=401)
+    app = make_app_client(load_entrypoints=False, **{"eportal.plugins.disabled": "local_auth"})
+    testing.login(app, "alice", "Alice-Secret-1", status=401)
 
 
 # --- patch sources, monitoring ------------------------------------------------------------------
@@ -270,20 +255,20 @@ class SourcesClash:
 
 def test_hook_eportal_patch_source_types():
     # the collector is eportal_core.plugins (no core code consumes the result yet)
-    types = plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
+    types = plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}, load_entrypoints=False))
     assert types == {"http": http_source, "directory": directory_source}
     assert types["directory"]({}, "/srv/patches") == ("directory", "/srv/patches")
     with pytest.raises(plugins.RegistryError, match="patch source type 'http' is offered by both a and clash"):
-        plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
-    assert plugins.patch_source_types(make_plugin_manager()) == {}
+        plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}, load_entrypoints=False))
+    assert plugins.patch_source_types(make_plugin_manager(load_entrypoints=False)) == {}
 
 
 def test_hook_eportal_monitoring_formats():
-    formats = plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
+    formats = plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}, load_entrypoints=False))
     assert list(formats) == ["nagios"]
     assert formats["nagios"]({"servers": 1}, []) == ("text/plain", "OK")
     with pytest.raises(plugins.RegistryError, match="monitoring format 'nagios' is offered by both a and clash"):
-        plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
+        plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}, load_entrypoints=False))
 
 
 # --- jobs, CLI, UI ------------------------------------------------------------------------------
@@ -304,7 +289,7 @@ def test_hook_eportal_scheduled_jobs():
             return None
 
     settings = {"eportal.scheduler.lease_seconds": 60}
-    sched = SiteScheduler(settings, None, make_plugin_manager(extra={"probe": Probe(), "nothing": Nothing()}))
+    sched = SiteScheduler(settings, None, make_plugin_manager(extra={"probe": Probe(), "nothing": Nothing()}, load_entrypoints=False))
     jobs = {job.id: job for job in sched.collect_jobs()}
     assert set(jobs) == {"core.housekeeping", "probe.sync"}
     assert received == [settings]
@@ -479,8 +464,8 @@ def test_hook_eportal_health_checks(build):
 
 
 # --- events -------------------------------------------------------------------------------------
-# No core code fires these yet (services/events.notify is the helper callers will use), so these
-# tests prove the documented argument names through pm.hook and through notify().
+# These prove the documented argument names through pm.hook and through notify() (the helper the
+# core fires them with); tests/functional/test_events.py drives each one through the app.
 
 class Recorder:
     def __init__(self):
@@ -513,12 +498,12 @@ class Recorder:
 
 def fire(event: str, **kwargs):
     recorder = Recorder()
-    pm = make_plugin_manager(extra={"recorder": recorder})
+    pm = make_plugin_manager(extra={"recorder": recorder}, load_entrypoints=False)
     results = getattr(pm.hook, f"eportal_{event}")(**kwargs)
     assert results == []  # return values are ignored: the recorder returns None
     events.notify(pm, event, **kwargs)
     assert recorder.events == [(event, kwargs), (event, kwargs)]
-    events.notify(make_plugin_manager(), event, **kwargs)  # nobody listening: a no-op, no error
+    events.notify(make_plugin_manager(load_entrypoints=False), event, **kwargs)  # nobody listening: a no-op, no error
 
 
 def test_hook_eportal_server_registered():
@@ -554,4 +539,4 @@ def test_event_hook_argument_names_are_enforced():
 
     from pluggy import PluginValidationError
     with pytest.raises(PluginValidationError):
-        make_plugin_manager(extra={"wrong": Wrong()})
+        make_plugin_manager(extra={"wrong": Wrong()}, load_entrypoints=False)
