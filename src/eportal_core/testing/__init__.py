@@ -6,7 +6,7 @@
 - ``app`` / ``testapp``: the real WSGI app (WebTest), its requests joined to that transaction
   (:func:`joined_to_test_transaction`: request sessions, agent reads and check-in writes).
 - ``make_app_client``: a freshly assembled app (plugins in code, other settings), joined the same way.
-- ``factories`` and ``make_user``/``make_feed``/``make_key``/``make_server``/``make_patchset``: test
+- ``factory`` and ``make_user``/``make_feed``/``make_key``/``make_server``/``make_patchset``: test
   data through the core services (testing/factories.py); ``login``: through the real form.
 - ``require_service``: a missing real server fails the run under ``CI=true`` and only skips,
   with a loud reason, on a developer's machine.
@@ -299,39 +299,41 @@ def make_app_client(tmp_path, database_url, engine, dbconnection, dbsession):
 # --- factories (testing/factories.py): bound to the test's session, each call committed ----------
 
 @pytest.fixture
-def factories(dbsession, tmp_path) -> Factories:
-    """:class:`Factories` on the test's session; patchsets go to ``tmp_path/"data"`` (``make_app_client``'s data dir)."""
+def factory(dbsession, tmp_path) -> Factories:
+    """:class:`Factories` on the test's session (``factory.server("k1")``); patchsets go to
+    ``tmp_path/"data"``, ``make_app_client``'s data dir. (Not named ``factories``: that would hide
+    the module ``eportal_core.testing.factories``.)"""
     return Factories(dbsession, tmp_path / "data")
 
 
 @pytest.fixture
-def make_user(factories):
+def make_user(factory):
     """``make_user("bob", readonly=True)`` -> (User, password); the password is ``bob-Secret-123`` unless given."""
-    return factories.user
+    return factory.user
 
 
 @pytest.fixture
-def make_feed(factories):
+def make_feed(factory):
     """``make_feed("beta", auto=True)`` -> Feed."""
-    return factories.feed
+    return factory.feed
 
 
 @pytest.fixture
-def make_key(factories):
+def make_key(factory):
     """``make_key("k1", feed="beta", server_limit=2)`` -> Key (a generated 16-character name without one)."""
-    return factories.key
+    return factory.key
 
 
 @pytest.fixture
-def make_server(factories):
+def make_server(factory):
     """``make_server("k1", hostname=..., tags="env:prod", checkin_ago=timedelta(days=3))`` -> Server, registered like an agent."""
-    return factories.server
+    return factory.server
 
 
 @pytest.fixture
-def make_patchset(factories):
+def make_patchset(factory):
     """``make_patchset(kernels={kernel_id: level}, enable_on="main")`` -> Patchset, imported into ``tmp_path/"data"``."""
-    return factories.patchset
+    return factory.patchset
 
 
 def login(testapp, username: str, password: str, status: int = 303):

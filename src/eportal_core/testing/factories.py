@@ -3,7 +3,7 @@ real ones: key names, server limits, tags, the importer's checks).
 
 Plain functions take a session and keyword overrides, flush, and return the row; the defaults look
 like production data (16-character generated keys, full host names, real kernel ids). The harness's
-fixtures (``factories``, ``make_user``, ``make_feed``, ``make_key``, ``make_server``,
+fixtures (``factory``, ``make_user``, ``make_feed``, ``make_key``, ``make_server``,
 ``make_patchset``) are :class:`Factories` bound to the test's ``dbsession``: each call committed into
 the test's rolled-back transaction, so the app's requests see the rows.
 """
@@ -20,6 +20,9 @@ from .patches import KERNEL_IDS, make_archive
 
 #: numbers the defaults (host names, addresses, feed and patchset names) so two calls never clash
 _serial = itertools.count(1)
+
+#: what an agent may report (services.agents.parse_info), so what make_server takes as ``info``
+REPORTED_FIELDS = set(agents.TEXT_FIELDS) | {"kernel_id", "patch_level", "uptime", "patch_type", "tags"}
 
 #: the start of the default patchsets' release dates (one day apart, in creation order)
 FIRST_RELEASE = datetime(2024, 1, 1, 10, 0)
@@ -64,7 +67,10 @@ def make_server(db, key: str | Key | None = None, *, hostname: str | None = None
         key_name = make_key(db, key).key
     else:
         key_name = key
-    parsed = agents.parse_info({name: str(value) for name, value in info.items()}) if info else None
+    unknown = set(info) - REPORTED_FIELDS
+    if unknown:  # parse_info ignores unknown names, as it must for agents; a test's typo must not pass
+        raise TypeError(f"make_server() got fields no agent reports: {', '.join(sorted(unknown))}")
+    parsed = agents.parse_info({k: None if v is None else str(v) for k, v in info.items()}) if info else None
     result = agents.register(db, key_name, hostname=hostname if hostname is not None else f"web-{n:03d}.prod.example.com",
                              ip=ip if ip is not None else f"10.20.{n // 250 % 250}.{n % 250 + 1}", info=parsed,
                              pm=pm, request=request, actor="test")
@@ -101,7 +107,7 @@ def make_patchset(db, name: str | None = None, *, data_dir, kernels: dict[str, i
 
 
 class Factories:
-    """The factories bound to one session, each call committed (``factories.key(...)``)."""
+    """The factories bound to one session, each call committed (the ``factory`` fixture: ``factory.key(...)``)."""
 
     def __init__(self, db, data_dir):
         self.db, self.data_dir = db, Path(data_dir)
