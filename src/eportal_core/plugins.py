@@ -33,10 +33,12 @@ class PluginInfo:
     status: str  # "loaded" or "disabled"
 
 
-def make_plugin_manager(disabled: list[str] | tuple[str, ...] = (), extra: dict | None = None) -> pluggy.PluginManager:
+def make_plugin_manager(disabled: list[str] | tuple[str, ...] = (), extra: dict | None = None, *,
+                        load_entrypoints: bool = True) -> pluggy.PluginManager:
     """Built-ins, then entry points of group ``eportal``, minus ``disabled``; then ``check_pending``.
 
-    ``extra`` maps names to already-imported plugin objects (used by tests and embedders).
+    ``extra`` maps names to already-imported plugin objects (used by tests and embedders);
+    ``load_entrypoints=False`` leaves the installed plugins out (tests of the core's own behaviour).
     """
     pm = pluggy.PluginManager("eportal")
     pm.add_hookspecs(hookspecs)
@@ -48,7 +50,8 @@ def make_plugin_manager(disabled: list[str] | tuple[str, ...] = (), extra: dict 
     for name, plugin in (extra or {}).items():
         if not pm.is_blocked(name):
             pm.register(plugin, name=name)
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     known = set(BUILTIN_PLUGINS) | set(extra or {}) | {ep.name for ep in _entry_points()}
     for name in disabled:
         if name not in known:

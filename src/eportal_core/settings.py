@@ -233,13 +233,15 @@ def ensure_data_dir(settings: dict[str, Any]) -> Path:
 
 
 # --- the whole start-up: plugins, then every setting they and the core declare ---------------------
-def load_settings(raw: dict[str, Any], ini_dir: str | Path | None = None, *, extra_plugins: dict | None = None):
-    """Return ``(settings, pm)``: plugins loaded (minus the disabled ones), every setting validated."""
+def load_settings(raw: dict[str, Any], ini_dir: str | Path | None = None, *, extra_plugins: dict | None = None,
+                  load_entrypoints: bool = True):
+    """Return ``(settings, pm)``: plugins loaded (minus the disabled ones), every setting validated.
+    ``extra_plugins`` and ``load_entrypoints`` go to :func:`make_plugin_manager`."""
     try:
         disabled = as_list(raw.get("eportal.plugins.disabled", ""))
     except ValueError:
         disabled = []
-    pm = make_plugin_manager(disabled, extra=extra_plugins)
+    pm = make_plugin_manager(disabled, extra=extra_plugins, load_entrypoints=load_entrypoints)
     specs = list(CORE_SETTINGS)
     owned = ["eportal."]
     for contributed in pm.hook.eportal_settings():

@@ -3,29 +3,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from eportal_core.models import Feed, Server, utcnow
-from eportal_core.services import agents, keys
+from eportal_core.models import Feed, Server
+from eportal_core.services import keys
+from eportal_core.testing import factories
 
 KERNEL_ID = "0123456789abcdef0123456789abcdef01234567"
 
 
 def add_feed(db, name: str) -> Feed:
-    feed = Feed(name=name)
-    db.add(feed)
-    db.flush()
-    return feed
+    return factories.make_feed(db, name)
 
 
 def add_server(db, key: str, hostname: str = "", ip: str = "", *, checkin_ago: timedelta | None = None,
                **info) -> Server:
-    """Register like an agent would (``agents.register``), then move its last check-in into the past."""
-    reg = agents.register(db, key, hostname=hostname, ip=ip,
-                          info=agents.parse_info({k: str(v) for k, v in info.items()}) if info else None)
-    assert reg.code == agents.REGISTERED, reg
-    if checkin_ago is not None:
-        reg.server.checkin = utcnow() - checkin_ago
-    db.flush()
-    return reg.server
+    """Register like an agent would (the harness's ``factories.make_server``), then move its last check-in into the past."""
+    return factories.make_server(db, key, hostname=hostname, ip=ip, checkin_ago=checkin_ago or timedelta(0), **info)
 
 
 def add_orphan(db, hostname: str = "", ip: str = "", *, checkin_ago: timedelta | None = None, **info) -> Server:

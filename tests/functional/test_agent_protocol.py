@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from eportal_core.models import Server, ServerTag
 from eportal_core.services import agents, keys
+from eportal_core.testing import factories
 
 BASE = "/admin/api/kcare"
 KERNEL_ID = "0123456789abcdef0123456789abcdef01234567"
@@ -25,8 +26,7 @@ BASH = shutil.which("bash") or "/bin/bash"
 # --- helpers ------------------------------------------------------------------------------------
 
 def make_key(dbsession, name, limit=0, enabled=True):
-    key = keys.create_key(dbsession, name, server_limit=limit, actor="test")
-    key.enabled = enabled
+    key = factories.make_key(dbsession, name, server_limit=limit, enabled=enabled)
     dbsession.commit()
     return key
 

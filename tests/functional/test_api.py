@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from eportal_core.models import ApiToken, Feed, FeedPatchset, Key, LoginFailure, PatchLevel, Patchset, Server, utcnow
 from eportal_core.services import agents
 from eportal_core.services import keys as keys_service
-from eportal_core.services.tags import apply_tags
 from eportal_core.services.tokens import create_token
 from eportal_core.testing import csrf_token, login
 
@@ -52,26 +51,14 @@ def readonly(make_user, dbsession):
 
 
 @pytest.fixture
-def add_server(dbsession):
-    """``add_server("k1", hostname=..., checkin_days=..., tags=..., **columns)`` -> Server, committed."""
-    def factory(key: str = "k1", *, hostname: str = "host", ip: str = "10.0.0.1", tags: str | None = None,
-                registered_days: float = 0, checkin_days: float | None = 0, updated_days: float | None = None,
-                **columns) -> Server:
-        if keys_service.get_key(dbsession, key) is None:
-            keys_service.create_key(dbsession, key, actor="test")
-        result = agents.register(dbsession, key, hostname=hostname, ip=ip, actor="test")
-        assert result.code == agents.REGISTERED, result
-        server = result.server
-        now = utcnow()
-        server.registered = now - timedelta(days=registered_days)
-        server.checkin = None if checkin_days is None else now - timedelta(days=checkin_days)
-        server.updated = None if updated_days is None else now - timedelta(days=updated_days)
-        for name, value in columns.items():
-            setattr(server, name, value)
-        if tags is not None:
-            apply_tags(dbsession, server, tags)
-        dbsession.commit()
-        return server
+def add_server(make_server):
+    """``add_server("k1", hostname=..., checkin_days=..., tags=..., **info)`` -> Server, committed: the
+    harness's ``make_server`` with ages in days (``checkin_days=None``: never checked in)."""
+    def factory(key: str = "k1", *, hostname: str = "host", ip: str = "10.0.0.1", registered_days: float = 0,
+                checkin_days: float | None = 0, updated_days: float | None = None, **info) -> Server:
+        return make_server(key, hostname=hostname, ip=ip, registered_ago=timedelta(days=registered_days),
+                           checkin_ago=None if checkin_days is None else timedelta(days=checkin_days),
+                           updated_ago=None if updated_days is None else timedelta(days=updated_days), **info)
     return factory
 
 
@@ -87,11 +74,9 @@ def enable_levels(dbsession, feed_name: str, kernel_id: str, level: int) -> None
 
 
 @pytest.fixture
-def fleet(dbsession, add_server):
+def fleet(dbsession, add_server, make_feed, make_key):
     """Three servers that each filter tells apart."""
-    dbsession.add(Feed(name="beta"))
-    dbsession.commit()
-    keys_service.create_key(dbsession, "k2", feed="beta", actor="test")
+    make_key("k2", feed=make_feed("beta"))
     enable_levels(dbsession, "main", KERNEL, 3)
     web1 = add_server("k1", hostname="web1.example.com", ip="10.0.0.1", tags="env:prod;ubuntu", registered_days=10,
                       checkin_days=1 / 24, updated_days=5, kernel_id=KERNEL, patch_level=3)

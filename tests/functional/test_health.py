@@ -118,21 +118,13 @@ def test_the_private_detail_is_for_logged_in_users_only(testapp, as_readonly, ot
     assert plugin.registry is testapp.app.registry  # the registry, not a request
 
 
-def test_a_broken_database_makes_it_503(tmp_path):
+def test_a_broken_database_makes_it_503(make_app_client, tmp_path):
     """The database check itself: an app whose database cannot be opened answers 503, without details."""
-    import webtest
-
-    from eportal_core import make_app
     from eportal_core.db import make_engine
-    from eportal_core.settings import load_settings
-    from eportal_core.testing import make_test_settings
 
-    url = f"sqlite:///{tmp_path}/missing-dir/eportal.sqlite"
-    settings, pm = load_settings(make_test_settings(tmp_path, url))
-    engine = make_engine(url)
+    engine = make_engine(f"sqlite:///{tmp_path}/missing-dir/eportal.sqlite")
     try:
-        client = webtest.TestApp(make_app(settings, pm, engine=engine), extra_environ={"HTTP_HOST": "eportal.test"})
-        res = client.get("/admin/health", status=503)
+        res = make_app_client(engine=engine).get("/admin/health", status=503)
     finally:
         engine.dispose()
     body = res.json

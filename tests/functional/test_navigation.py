@@ -5,7 +5,6 @@ Only the core's plugins and the probe below are loaded, so the bar is the same w
 """
 from __future__ import annotations
 
-import pluggy
 import pytest
 
 from eportal_core.permissions import Permission
@@ -29,11 +28,10 @@ class GroupProbe:
 
 
 @pytest.fixture
-def client(make_testapp, make_user, monkeypatch):
-    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", lambda self, group, name=None: 0)
+def client(make_testapp, make_user):
     make_user("root", "Root-Secret-1")
     make_user("rita", "Rita-Secret-1", readonly=True)
-    return make_testapp(extra_plugins={"group_probe": GroupProbe()})
+    return make_testapp(extra_plugins={"group_probe": GroupProbe()}, load_entrypoints=False)
 
 
 def bar(page) -> list[str]:

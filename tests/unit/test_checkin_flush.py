@@ -3,13 +3,10 @@ executemany, the first of them without a patch level (PostgreSQL once refused th
 "could not determine data type of parameter", and no check-in was ever written)."""
 from eportal_core.agent.checkins import CheckinBuffer
 from eportal_core.models import Server, utcnow
-from eportal_core.services import agents, keys
 
 
-def test_a_mixed_batch_is_written_on_both_databases(dbsession, dbconnection, engine):
-    keys.create_key(dbsession, "kf")
-    servers = [agents.register(dbsession, "kf", hostname=f"h{n}").server for n in range(4)]
-    dbsession.commit()
+def test_a_mixed_batch_is_written_on_both_databases(dbsession, dbconnection, engine, make_server):
+    servers = [make_server("kf", hostname=f"h{n}") for n in range(4)]
     buf = CheckinBuffer(engine)
     buf.bind, buf.autostart = dbconnection, False
     now = utcnow()
@@ -26,7 +23,7 @@ def test_a_mixed_batch_is_written_on_both_databases(dbsession, dbconnection, eng
     assert [rows[s.id].updated is not None for s in servers] == [False, True, False, True]
 
 
-def test_checkin_times_written_by_driver_sql_compare_like_orm_ones(dbsession, dbconnection, engine):
+def test_checkin_times_written_by_driver_sql_compare_like_orm_ones(dbsession, dbconnection, engine, make_server):
     """The flush writes through driver SQL with the column types' own bind processors: a time with
     no microseconds must read back equal and compare right against ORM-written times (SQLite keeps
     datetimes as text, so a different format would sort wrong)."""
@@ -34,9 +31,7 @@ def test_checkin_times_written_by_driver_sql_compare_like_orm_ones(dbsession, db
 
     from sqlalchemy import func, select
 
-    keys.create_key(dbsession, "kt")
-    server = agents.register(dbsession, "kt", hostname="t1").server
-    dbsession.commit()
+    server = make_server("kt", hostname="t1")
     buf = CheckinBuffer(engine)
     buf.bind, buf.autostart = dbconnection, False
     whole = utcnow().replace(microsecond=0)
@@ -49,16 +44,14 @@ def test_checkin_times_written_by_driver_sql_compare_like_orm_ones(dbsession, db
         Server.id == server.id, Server.checkin < just_after, Server.checkin >= whole)) == 1
 
 
-def test_a_flush_larger_than_one_statement_writes_every_server(dbsession, dbconnection, engine, monkeypatch):
+def test_a_flush_larger_than_one_statement_writes_every_server(dbsession, dbconnection, engine, make_server, monkeypatch):
     """PostgreSQL writes a flush as UPDATE ... FROM unnest(arrays), UNNEST_CHUNK servers per
     statement: a flush of several chunks, with two column sets (one check-in without the agent's
     info), writes each server's own values, the `updated` rule included."""
     from eportal_core.agent import checkins
 
     monkeypatch.setattr(checkins, "UNNEST_CHUNK", 2)
-    keys.create_key(dbsession, "kc")
-    servers = [agents.register(dbsession, "kc", hostname=f"c{n}").server for n in range(5)]
-    dbsession.commit()
+    servers = [make_server("kc", hostname=f"c{n}") for n in range(5)]
     buf = CheckinBuffer(engine)
     buf.bind, buf.autostart = dbconnection, False
     now = utcnow()
@@ -78,14 +71,12 @@ def test_a_flush_larger_than_one_statement_writes_every_server(dbsession, dbconn
     assert [r.updated == now for r in rows] == [True, True, False, True, True]
 
 
-def test_a_server_removed_meanwhile_is_reported_by_the_flush(dbsession, dbconnection, engine):
+def test_a_server_removed_meanwhile_is_reported_by_the_flush(dbsession, dbconnection, engine, make_server):
     """A check-in for a server whose row is gone (removed on another node) writes nothing and names
     the server to on_missing (the in-memory directory forgets it); the others are written."""
     from sqlalchemy import text
 
-    keys.create_key(dbsession, "km")
-    servers = [agents.register(dbsession, "km", hostname=f"g{n}").server for n in range(3)]
-    dbsession.commit()
+    servers = [make_server("km", hostname=f"g{n}") for n in range(3)]
     buf = CheckinBuffer(engine)
     buf.bind, buf.autostart = dbconnection, False
     reported = []

@@ -1,9 +1,10 @@
 """The hook contracts: every hookspec is documented and has a ``test_hook_<name>`` here proving
 that the core calls it and uses what it returns (datasette style).
 
-App-level tests build the real app with a probe plugin registered in code
-(``load_settings(..., extra_plugins=...)`` then ``make_app``) and drive it with WebTest; the
-requests run inside the test's rolled-back transaction on SQLite and on PostgreSQL.
+App-level tests build the real app with a probe plugin registered in code (the harness's
+``make_app_client``) and drive it with WebTest; the requests run inside the test's rolled-back
+transaction on SQLite and on PostgreSQL. The event hooks are driven through the app in
+tests/functional/test_events.py; here they are checked against pluggy and ``events.notify``.
 """
 from __future__ import annotations
 
@@ -12,16 +13,13 @@ import json
 from datetime import timedelta
 
 import click
-import pluggy
 import pytest
-import webtest
 from click.testing import CliRunner
 from markupsafe import Markup
 from pyramid.security import NO_PERMISSION_REQUIRED
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
-from eportal_core import cli, hookspecs, make_app, plugins, testing
+from eportal_core import cli, hookspecs, plugins, testing
 from eportal_core.cli import kc as kc_cli
 from eportal_core.cli.env import CliEnv
 from eportal_core.health import Check
@@ -43,7 +41,7 @@ MIN_DOC = 60
 
 def test_hookspecs_are_all_found_and_registered():
     assert len(HOOKS) >= 17
-    pm = make_plugin_manager()
+    pm = make_plugin_manager(load_entrypoints=False)
     for name in HOOKS:
         assert hasattr(getattr(hookspecs, name), "eportal_spec"), f"{name} is not marked @hookspec"
         assert getattr(pm.hook, name).spec is not None
@@ -65,23 +63,15 @@ def test_every_hook_has_a_test(hook):
 
 # --- helpers ------------------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def core_plugins_only(monkeypatch):
-    """The contracts are the core's: plugins installed from plugins/* (entry points) would add their
-    own navigation entries, jobs and source types to what these tests count, so none is loaded here."""
-    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", lambda self, group, name=None: 0)
-
+# The contracts are the core's: plugins installed from plugins/* (entry points) would add their own
+# navigation entries, jobs and source types to what these tests count, so every plugin manager and
+# app here is made with load_entrypoints=False.
 
 @pytest.fixture
-def build(tmp_path, database_url, engine, dbconnection):
-    """``build(probe=plugin, ...)`` -> WebTest app with those plugins, on the rolled-back connection."""
+def build(make_app_client):
+    """``build(probe=plugin, ...)`` -> the harness's ``make_app_client`` with those plugins and no installed ones."""
     def factory(**plugins):
-        settings, pm = load_settings(testing.make_test_settings(tmp_path / "data", database_url),
-                                     extra_plugins=plugins)
-        app = make_app(settings, pm, engine=engine)
-        app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
-                                                         expire_on_commit=False)
-        return webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
+        return make_app_client(extra_plugins=plugins, load_entrypoints=False)
     return factory
 
 
@@ -93,7 +83,7 @@ def cli_env(tmp_path, **plugins) -> CliEnv:
     """A CliEnv whose settings and plugin manager the test controls (no ini is read)."""
     env = CliEnv()
     env.__dict__["_loaded"] = load_settings(testing.make_test_settings(tmp_path, f"sqlite:///{tmp_path}/cli.sqlite"),
-                                            extra_plugins=plugins)
+                                            extra_plugins=plugins, load_entrypoints=False)
     return env
 
 
@@ -112,14 +102,14 @@ class SettingsProbe:
 
 def test_hook_eportal_settings(tmp_path):
     probe = SettingsProbe()
-    settings, _ = load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "3"}, extra_plugins={"probe": probe})
+    settings, _ = load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "3"}, extra_plugins={"probe": probe}, load_entrypoints=False)
     assert probe.calls == 1
     assert settings["probe.greeting"] == "hello"  # default filled in
     assert settings["probe.times"] == 3  # parsed
     with pytest.raises(SettingsError, match=r"setting probe.times = '9' is not valid: expected a whole number from 1 to 3"):
-        load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "9"}, extra_plugins={"probe": SettingsProbe()})
+        load_settings({"eportal.data_dir": str(tmp_path), "probe.times": "9"}, extra_plugins={"probe": SettingsProbe()}, load_entrypoints=False)
     with pytest.raises(SettingsError, match=r"unknown setting 'probe.greting'"):
-        load_settings({"eportal.data_dir": str(tmp_path), "probe.greting": "hi"}, extra_plugins={"probe": SettingsProbe()})
+        load_settings({"eportal.data_dir": str(tmp_path), "probe.greting": "hi"}, extra_plugins={"probe": SettingsProbe()}, load_entrypoints=False)
 
 
 def test_hook_eportal_settings_reach_the_app(build):
@@ -233,18 +223,12 @@ def test_hook_eportal_authenticate_local_users_first(build, make_user):
     assert greedy.calls == ["ext-user"] and directory.calls == []
 
 
-def test_hook_eportal_authenticate_a_directory_cannot_take_over_a_local_user(tmp_path, database_url, engine,
-                                                                             dbconnection, make_user, dbsession):
+def test_hook_eportal_authenticate_a_directory_cannot_take_over_a_local_user(make_app_client, make_user, dbsession):
     """With local auth blocked, a directory that also has 'alice' cannot turn the local account into
     one of its own: the login is refused and the reason is in the audit trail."""
     make_user("alice", "Alice-Secret-1")
-    settings, pm = load_settings(testing.make_test_settings(tmp_path, database_url,
-                                                            **{"eportal.plugins.disabled": "local_auth"}),
-                                 extra_plugins={"directory": ExternalAuth(users={"alice"})})
-    app = make_app(settings, pm, engine=engine)
-    app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
-                                                     expire_on_commit=False)
-    app = webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test"})
+    app = make_app_client(extra_plugins={"directory": ExternalAuth(users={"alice"})}, load_entrypoints=False,
+                          **{"eportal.plugins.disabled": "local_auth"})
     res = testing.login(app, "alice", "ext-pass", status=401)
     assert "Wrong user name or password." in res.text
     user = dbsession.scalar(select(User).where(User.username == "alice"))
@@ -270,16 +254,11 @@ def test_sync_external_user_keeps_the_role_in_line(dbsession):
         sync_external_user(dbsession, "bad name", source="ldap", readonly=True)
 
 
-def test_hook_eportal_authenticate_blocked_local_auth(tmp_path, database_url, engine, dbconnection, make_user):
+def test_hook_eportal_authenticate_blocked_local_auth(make_app_client, make_user):
     """Blocking the built-in local_auth plugin really removes local passwords."""
     make_user("alice", "Alice-Secret-1")
-    settings, pm = load_settings(testing.make_test_settings(tmp_path, database_url,
-                                                            **{"eportal.plugins.disabled": "local_auth"}))
-    app = make_app(settings, pm, engine=engine)
-    app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
-                                                     expire_on_commit=False)
-    testing.login(webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test"}), "alice", "Alice-Secret-1",
-                  status=401)
+    app = make_app_client(load_entrypoints=False, **{"eportal.plugins.disabled": "local_auth"})
+    testing.login(app, "alice", "Alice-Secret-1", status=401)
 
 
 # --- patch sources, monitoring ------------------------------------------------------------------
@@ -323,15 +302,15 @@ class SourcesClash:
 
 
 def test_hook_eportal_patch_source_types(tmp_path):
-    types = plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
+    types = plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}, load_entrypoints=False))
     assert types == {"http": http_source, "directory": directory_source}
     assert types["directory"]({}, "/srv/patches") == ("directory", "/srv/patches")
     with pytest.raises(plugins.RegistryError, match="patch source type 'http' is offered by both a and clash"):
-        plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
-    assert plugins.patch_source_types(make_plugin_manager()) == {}
+        plugins.patch_source_types(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}, load_entrypoints=False))
+    assert plugins.patch_source_types(make_plugin_manager(load_entrypoints=False)) == {}
     # the core's make_source turns access info into a source of the named type
     access = AccessInfo(type="directory", path="/srv/patches")
-    pm = make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()})
+    pm = make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}, load_entrypoints=False)
     assert make_source(pm, {}, access) == ("directory", access)
     with pytest.raises(SourceError, match=r"unknown patch source type 's3' \(known: directory, http\)") as refused:
         make_source(pm, {}, AccessInfo(type="s3"))
@@ -350,15 +329,15 @@ def test_a_name_offered_twice_stops_start_up(tmp_path, clash, what):
     """Not the first poll: start-up itself refuses two plugins offering the same name."""
     with pytest.raises(SettingsError, match=f"{what} is offered by both a and clash: disable one of them"):
         load_settings(testing.make_test_settings(tmp_path, f"sqlite:///{tmp_path}/x.sqlite"),
-                      extra_plugins={"a": SourcesA(), "clash": clash()})
+                      extra_plugins={"a": SourcesA(), "clash": clash()}, load_entrypoints=False)
 
 
 def test_hook_eportal_monitoring_formats():
-    formats = plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}))
+    formats = plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "b": SourcesB()}, load_entrypoints=False))
     assert list(formats) == ["nagios"]
     assert formats["nagios"]({"servers": 1}, []) == ("text/plain", "OK")
     with pytest.raises(plugins.RegistryError, match="monitoring format 'nagios' is offered by both a and clash"):
-        plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}))
+        plugins.monitoring_formats(make_plugin_manager(extra={"a": SourcesA(), "clash": SourcesClash()}, load_entrypoints=False))
 
 
 # --- jobs, CLI, UI ------------------------------------------------------------------------------
@@ -379,7 +358,7 @@ def test_hook_eportal_scheduled_jobs():
             return None
 
     settings = {"eportal.scheduler.lease_seconds": 60}
-    sched = SiteScheduler(settings, None, make_plugin_manager(extra={"probe": Probe(), "nothing": Nothing()}))
+    sched = SiteScheduler(settings, None, make_plugin_manager(extra={"probe": Probe(), "nothing": Nothing()}, load_entrypoints=False))
     jobs = {job.id: job for job in sched.collect_jobs()}
     assert set(jobs) == {"core.housekeeping", "probe.sync"}
     assert received == [settings]
@@ -588,8 +567,8 @@ def test_health_checks_run_from_the_command_line(tmp_path):
 
 
 # --- events -------------------------------------------------------------------------------------
-# No core code fires these yet (services/events.notify is the helper callers will use), so these
-# tests prove the documented argument names through pm.hook and through notify().
+# These prove the documented argument names through pm.hook and through notify() (the helper the
+# core fires them with); tests/functional/test_events.py drives each one through the app.
 
 class Recorder:
     def __init__(self):
@@ -622,12 +601,12 @@ class Recorder:
 
 def fire(event: str, **kwargs):
     recorder = Recorder()
-    pm = make_plugin_manager(extra={"recorder": recorder})
+    pm = make_plugin_manager(extra={"recorder": recorder}, load_entrypoints=False)
     results = getattr(pm.hook, f"eportal_{event}")(**kwargs)
     assert results == []  # return values are ignored: the recorder returns None
     events.notify(pm, event, **kwargs)
     assert recorder.events == [(event, kwargs), (event, kwargs)]
-    events.notify(make_plugin_manager(), event, **kwargs)  # nobody listening: a no-op, no error
+    events.notify(make_plugin_manager(load_entrypoints=False), event, **kwargs)  # nobody listening: a no-op, no error
 
 
 def test_hook_eportal_server_registered():
@@ -663,4 +642,4 @@ def test_event_hook_argument_names_are_enforced():
 
     from pluggy import PluginValidationError
     with pytest.raises(PluginValidationError):
-        make_plugin_manager(extra={"wrong": Wrong()})
+        make_plugin_manager(extra={"wrong": Wrong()}, load_entrypoints=False)

@@ -14,14 +14,8 @@ from eportal_core.plugins import hookimpl, make_plugin_manager
 from eportal_core.scheduler import LEASE_NAME, Job, SiteScheduler
 
 SETTINGS = {"eportal.scheduler.lease_seconds": 60, "eportal.scheduler": True}
-
-
-@pytest.fixture(autouse=True)
-def core_plugins_only(monkeypatch):
-    """These tests count jobs: the ones plugins installed from plugins/* contribute (a poll, an
-    auto-update) would run here too, so no entry-point plugin is loaded."""
-    import pluggy
-    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", lambda self, group, name=None: 0)
+# These tests count jobs: the ones plugins installed from plugins/* contribute (a poll, an
+# auto-update) would run here too, so every plugin manager here is made with load_entrypoints=False.
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def expire_lease(engine):
 
 
 def scheduler(engine, pm=None, **settings):
-    return SiteScheduler(dict(SETTINGS, **settings), engine, pm or make_plugin_manager())
+    return SiteScheduler(dict(SETTINGS, **settings), engine, pm or make_plugin_manager(load_entrypoints=False))
 
 
 def registry_with(sched) -> Registry:
@@ -180,7 +174,7 @@ class DupJobs:
 
 
 def test_duplicate_job_ids_are_refused(lease_db):
-    pm = make_plugin_manager(extra={"dup": DupJobs()})
+    pm = make_plugin_manager(extra={"dup": DupJobs()}, load_entrypoints=False)
     a = scheduler(lease_db, pm)
     with pytest.raises(ValueError, match="same id: core.housekeeping"):
         a.collect_jobs()
@@ -224,7 +218,7 @@ class Probe:
 
 def test_real_start_and_shutdown(lease_db):
     probe = Probe()
-    a = scheduler(lease_db, make_plugin_manager(extra={"probe": probe}))
+    a = scheduler(lease_db, make_plugin_manager(extra={"probe": probe}, load_entrypoints=False))
     a.start()
     try:
         assert a.running and a.is_leader

@@ -11,11 +11,9 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-import webtest
 from click.testing import CliRunner
-from sqlalchemy.orm import sessionmaker
 
-from eportal_core import cli, make_app, testing
+from eportal_core import cli, testing
 from eportal_core.cli import kc as kc_cli
 from eportal_core.cli.env import CliEnv
 from eportal_core.plugins import PluginInfo, describe_plugins, make_plugin_manager
@@ -49,6 +47,20 @@ def test_entry_point_is_discovered(hello_installed, tmp_path):
     assert plugin.__name__ == "eportal_hello"
     assert Path(plugin.__file__).resolve().parent == PLUGIN_DIR / "eportal_hello"
     assert PluginInfo("hello", "eportal-hello", "0.1.0", "loaded") in describe_plugins(pm)
+
+
+def test_load_entrypoints_false_leaves_it_out(hello_installed, tmp_path):
+    """What the core's own tests use: installed plugins are not loaded, plugins given in code are."""
+    class InCode:
+        pass
+
+    pm = make_plugin_manager(extra={"in_code": InCode()}, load_entrypoints=False)
+    assert pm.get_plugin("hello") is None and not pm.is_blocked("hello")
+    assert pm.get_plugin("in_code") is not None
+    assert {name for name, _ in pm.list_name_plugin()} == {"local_auth", "core_jobs", "core_ui", "in_code"}
+    _, pm = load_settings({"eportal.data_dir": str(tmp_path)}, load_entrypoints=False)
+    assert pm.get_plugin("hello") is None
+    assert make_plugin_manager().get_plugin("hello") is not None  # and it is there by default
 
 
 def test_disabled_switches_it_off(hello_installed, tmp_path):
@@ -85,19 +97,8 @@ def test_hello_command_in_both_scripts(hello_installed, tmp_path):
     assert runner.invoke(cli.build(disabled), ["hello"]).exit_code == 2  # no such command
 
 
-@pytest.fixture
-def build_app(tmp_path, database_url, engine, dbconnection):
-    def factory(**raw):
-        settings, pm = load_settings(testing.make_test_settings(tmp_path / "data", database_url, **raw))
-        app = make_app(settings, pm, engine=engine)
-        app.registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
-                                                         expire_on_commit=False)
-        return webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
-    return factory
-
-
-def test_hello_page_renders_inside_the_layout(hello_installed, build_app, make_user):
-    app = build_app()
+def test_hello_page_renders_inside_the_layout(hello_installed, make_app_client, make_user):
+    app = make_app_client()
     assert "/admin/login" in app.get("/admin/hello", status=302).location  # the core's security applies
     make_user("alice")
     testing.login(app, "alice", "alice-Secret-123")
@@ -116,15 +117,15 @@ def test_hello_page_renders_inside_the_layout(hello_installed, build_app, make_u
     assert "Content-Security-Policy" in page.headers  # the core's headers apply to plugin pages
 
 
-def test_hello_page_readonly_user_may_view(hello_installed, build_app, make_user):
-    app = build_app()
+def test_hello_page_readonly_user_may_view(hello_installed, make_app_client, make_user):
+    app = make_app_client()
     make_user("reader", readonly=True)
     testing.login(app, "reader", "reader-Secret-123")
     assert "Hello, reader!" in app.get("/admin/hello").text
 
 
-def test_disabled_plugin_has_no_page_and_no_navigation(hello_installed, build_app, make_user):
-    app = build_app(**{"eportal.plugins.disabled": "hello"})
+def test_disabled_plugin_has_no_page_and_no_navigation(hello_installed, make_app_client, make_user):
+    app = make_app_client(**{"eportal.plugins.disabled": "hello"})
     make_user("alice")
     page = testing.login(app, "alice", "alice-Secret-123").follow()
     assert "Hello" not in [a.get_text(strip=True) for a in page.html.select('nav[aria-label="Main"] a')]

@@ -23,11 +23,11 @@ def nav(page) -> list[str]:
     return [a.get_text(strip=True) for a in page.html.select('nav[aria-label="Main"] a')]
 
 
-def test_enabled_and_disabled_side_by_side(make_client, make_user, dbsession):
+def test_enabled_and_disabled_side_by_side(make_app_client, make_user, dbsession):
     make_user("alice", "Alice-Secret-1")
     add_feed(dbsession, "beta")
     dbsession.commit()
-    on, off = make_client(), make_client(**OFF)
+    on, off = make_app_client(), make_app_client(**OFF)
     for client in (on, off):
         login(client, "alice", "Alice-Secret-1")
     assert "Feeds" in nav(on.get("/admin/"))

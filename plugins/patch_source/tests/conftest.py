@@ -8,24 +8,22 @@
   checksum is wrong, a ``..`` member, a symlink, a truncated file), released between the good ones.
 - ``ps_env``: settings, plugin manager and a :class:`service.Context` whose sessions join the test's
   rolled-back transaction, with a data dir of the test's own.
-- ``ps_client``: WebTest on a freshly assembled app with those settings, joined to the same
-  transaction, its background runner switched to inline.
+- ``ps_client``: the harness's ``make_app_client`` with those settings (joined to the same
+  transaction), its background runner switched to inline.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import webtest
 from eportal_patch_source import service
 from eportal_patch_source.testing import Upstream
 from eportal_patch_source.testing_tls import make_test_pki
 from eportal_patch_source.web import RUNNER
 from sqlalchemy.orm import sessionmaker
 
-from eportal_core import make_app
 from eportal_core.settings import load_settings
 from eportal_core.testing import make_test_settings
 from eportal_core.testing.patches import KERNEL_IDS, make_archive
@@ -126,19 +124,12 @@ def ps_env(ps_settings, test_sessions) -> PsEnv:
 
 
 @pytest.fixture
-def ps_client(ps_settings, engine, dbconnection, dbsession):
-    """``ps_client(**settings)`` -> WebTest client of a fresh app joined to the test transaction."""
+def ps_client(make_app_client):
+    """``ps_client(**settings)`` -> the harness's ``make_app_client`` with quick retries (``client.settings``),
+    its background runner switched to inline."""
     def build(**overrides):
-        settings, pm = ps_settings(**overrides)
-        app = make_app(settings, pm, engine=engine)
-        registry = app.registry
-        registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
-                                                     expire_on_commit=False)
-        registry["db_read"] = lambda: nullcontext(dbconnection)
-        registry["checkins"].bind, registry["checkins"].autostart = dbconnection, False
-        registry[RUNNER].inline = True  # the requests share one connection: no second thread on it
-        client = webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
-        client.settings = settings
+        client = make_app_client(**{**FAST, **overrides})
+        client.app.registry[RUNNER].inline = True  # the requests share one connection: no second thread on it
         return client
     return build
 

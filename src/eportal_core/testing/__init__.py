@@ -3,8 +3,11 @@
 - ``engine``: a migrated database, once per test session and per backend: every test that uses
   it runs on SQLite and on a real PostgreSQL that the harness starts on a loopback port.
 - ``dbsession``: a per-test transaction, rolled back at the end.
-- ``app`` / ``testapp``: the real WSGI app (WebTest), its requests joined to that transaction.
-- ``make_user`` and ``login``: factories for the common setup.
+- ``app`` / ``testapp``: the real WSGI app (WebTest), its requests joined to that transaction
+  (:func:`joined_to_test_transaction`: request sessions, agent reads and check-in writes).
+- ``make_app_client``: a freshly assembled app (plugins in code, other settings), joined the same way.
+- ``factory`` and ``make_user``/``make_feed``/``make_key``/``make_server``/``make_patchset``: test
+  data through the core services (testing/factories.py); ``login``: through the real form.
 - ``require_service``: a missing real server fails the run under ``CI=true`` and only skips,
   with a loud reason, on a developer's machine.
 """
@@ -15,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import ExitStack, closing, contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ..db import make_engine
 from ..settings import load_settings
+from .factories import Factories
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
@@ -225,22 +229,27 @@ def dbsession(dbconnection):
     session.close()
 
 
-@pytest.fixture
-def testapp(app, dbconnection, dbsession):
-    """WebTest against the real app; each request's transaction is a savepoint of the test's one."""
-    import webtest
+#: what WebTest sends unless a test says otherwise (the host and address of a console user)
+DEFAULT_ENVIRON = {"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"}
+
+
+@contextmanager
+def joined_to_test_transaction(app, dbconnection):
+    """Every database path of ``app`` goes through ``dbconnection`` while the block runs: the request
+    sessions (savepoints of the test's transaction), the agent reads (``db_read`` and the agent
+    directory's lookups) and the check-in buffer's writes (not started: flush it by hand). At the
+    end pending check-ins are flushed into the test's transaction and the app is restored."""
     registry = app.registry
     saved = {name: registry.get(name) for name in ("dbsession_factory", "db_read", "main_feed_id")}
     checkins = registry["checkins"]
     registry["dbsession_factory"] = sessionmaker(bind=dbconnection, join_transaction_mode="create_savepoint",
                                                  expire_on_commit=False)
-    # agent lookups and check-in flushes go through the test's connection too (flush by hand)
     registry["db_read"] = lambda: nullcontext(dbconnection)
-    registry.pop("main_feed_id", None)
+    registry.pop("main_feed_id", None)  # cached from another database or transaction
     checkins.bind, checkins.autostart = dbconnection, False
     registry["agent_directory"].connection = dbconnection
     try:
-        yield webtest.TestApp(app, extra_environ={"HTTP_HOST": "eportal.test", "REMOTE_ADDR": "192.0.2.10"})
+        yield app
     finally:
         checkins.flush()
         checkins.bind, checkins.autostart = None, True
@@ -253,16 +262,78 @@ def testapp(app, dbconnection, dbsession):
 
 
 @pytest.fixture
-def make_user(dbsession):
-    """``make_user("bob", readonly=True)`` -> (User, password); committed to the test's transaction."""
-    from ..services.users import add_user
+def testapp(app, dbconnection, dbsession):
+    """WebTest against the real app; each request's transaction is a savepoint of the test's one."""
+    import webtest
+    with joined_to_test_transaction(app, dbconnection):
+        yield webtest.TestApp(app, extra_environ=dict(DEFAULT_ENVIRON))
 
-    def factory(username: str, password: str | None = None, *, readonly: bool = False):
-        password = password or f"{username}-Secret-123"
-        user = add_user(dbsession, username, password, readonly=readonly, min_length=10, actor="test")
-        dbsession.commit()
-        return user, password
-    return factory
+
+@pytest.fixture
+def make_app_client(tmp_path, database_url, engine, dbconnection, dbsession):
+    """``make_app_client(extra_plugins=None, load_entrypoints=True, *, engine=None, **settings)`` ->
+    WebTest client of a freshly assembled app: plugins registered in code, installed plugins left
+    out with ``load_entrypoints=False``, ini settings by their dotted names (data dir
+    ``tmp_path/"data"``), every database path joined to the test's transaction like ``testapp``.
+    ``engine`` replaces the app's engine (what the health check probes); ``client.settings`` are
+    the validated settings. The apps are disposed of when the test ends."""
+    import webtest
+
+    from .. import make_app
+    shared_engine, stack = engine, ExitStack()
+
+    def factory(extra_plugins: dict | None = None, load_entrypoints: bool = True, *, engine=None, **overrides):
+        raw = make_test_settings(tmp_path / "data", database_url, **overrides)
+        settings, pm = load_settings(raw, extra_plugins=extra_plugins, load_entrypoints=load_entrypoints)
+        app = make_app(settings, pm, engine=engine if engine is not None else shared_engine)
+        stack.callback(app.registry["agent_directory"].engine.dispose)
+        stack.enter_context(joined_to_test_transaction(app, dbconnection))
+        client = webtest.TestApp(app, extra_environ=dict(DEFAULT_ENVIRON))
+        client.settings = settings
+        return client
+
+    with stack:
+        yield factory
+
+
+# --- factories (testing/factories.py): bound to the test's session, each call committed ----------
+
+@pytest.fixture
+def factory(dbsession, tmp_path) -> Factories:
+    """:class:`Factories` on the test's session (``factory.server("k1")``); patchsets go to
+    ``tmp_path/"data"``, ``make_app_client``'s data dir. (Not named ``factories``: that would hide
+    the module ``eportal_core.testing.factories``.)"""
+    return Factories(dbsession, tmp_path / "data")
+
+
+@pytest.fixture
+def make_user(factory):
+    """``make_user("bob", readonly=True)`` -> (User, password); the password is ``bob-Secret-123`` unless given."""
+    return factory.user
+
+
+@pytest.fixture
+def make_feed(factory):
+    """``make_feed("beta", auto=True)`` -> Feed."""
+    return factory.feed
+
+
+@pytest.fixture
+def make_key(factory):
+    """``make_key("k1", feed="beta", server_limit=2)`` -> Key (a generated 16-character name without one)."""
+    return factory.key
+
+
+@pytest.fixture
+def make_server(factory):
+    """``make_server("k1", hostname=..., tags="env:prod", checkin_ago=timedelta(days=3))`` -> Server, registered like an agent."""
+    return factory.server
+
+
+@pytest.fixture
+def make_patchset(factory):
+    """``make_patchset(kernels={kernel_id: level}, enable_on="main")`` -> Patchset, imported into ``tmp_path/"data"``."""
+    return factory.patchset
 
 
 def login(testapp, username: str, password: str, status: int = 303):
