@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+import eportal_memdir
 import pytest
 from sqlalchemy import select
 
-import eportal_memdir
 from eportal_core.api import AuditEvent, SettingsError, User
 from eportal_core.testing import login
 

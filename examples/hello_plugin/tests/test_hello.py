@@ -13,11 +13,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from eportal_core import cli, testing
-from eportal_core.cli import kc as kc_cli
-from eportal_core.cli.env import CliEnv
-from eportal_core.plugins import PluginInfo, describe_plugins, make_plugin_manager
-from eportal_core.settings import load_settings
+from eportal_core import testing
+from eportal_core.api import CliEnv
+from eportal_core.testing.core import (
+    PluginInfo,
+    build_eportal_cli,
+    build_kc_cli,
+    describe_plugins,
+    load_settings,
+    make_plugin_manager,
+)
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 
@@ -81,20 +86,20 @@ def cli_env(tmp_path, **raw) -> CliEnv:
 
 def test_eportal_plugins_command_lists_it(hello_installed, tmp_path):
     runner = CliRunner()
-    out = runner.invoke(cli.build(cli_env(tmp_path)), ["plugins"]).output
+    out = runner.invoke(build_eportal_cli(cli_env(tmp_path)), ["plugins"]).output
     assert ["hello", "eportal-hello", "0.1.0", "loaded"] in [line.split() for line in out.splitlines()]
-    out = runner.invoke(cli.build(cli_env(tmp_path, **{"eportal.plugins.disabled": "hello"})), ["plugins"]).output
+    out = runner.invoke(build_eportal_cli(cli_env(tmp_path, **{"eportal.plugins.disabled": "hello"})), ["plugins"]).output
     assert ["hello", "eportal-hello", "0.1.0", "disabled"] in [line.split() for line in out.splitlines()]
 
 
 def test_hello_command_in_both_scripts(hello_installed, tmp_path):
     runner = CliRunner()
     env = cli_env(tmp_path)
-    for group in (cli.build(env), kc_cli.build(env)):
+    for group in (build_eportal_cli(env), build_kc_cli(env)):
         result = runner.invoke(group, ["hello"])
         assert (result.exit_code, result.output) == (0, "hello from a plugin\n")
     disabled = cli_env(tmp_path, **{"eportal.plugins.disabled": "hello"})
-    assert runner.invoke(cli.build(disabled), ["hello"]).exit_code == 2  # no such command
+    assert runner.invoke(build_eportal_cli(disabled), ["hello"]).exit_code == 2  # no such command
 
 
 def test_hello_page_renders_inside_the_layout(hello_installed, make_app_client, make_user):

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from eportal_core.services.patchstore import import_archive
+from eportal_core.api import import_archive
 
 
 @pytest.fixture

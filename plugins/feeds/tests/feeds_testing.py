@@ -10,9 +10,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from sqlalchemy import select
 
-from eportal_core.models import Feed
-from eportal_core.services import deploy
-from eportal_core.services import feeds as feeds_service
+from eportal_core.api import Feed, deploy
+from eportal_core.api import feeds as feeds_service
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options", "trace"}
 

@@ -8,11 +8,10 @@ import pytest
 from feeds_testing import Checker, add_feed, basic, enabled, feed, plugin_operations, states
 from sqlalchemy import select
 
-from eportal_core.models import MAIN_FEED, Key, Patchset
-from eportal_core.services import deploy
-from eportal_core.services import keys as keys_service
-from eportal_core.services.tokens import create_token
+from eportal_core.api import MAIN_FEED, Key, Patchset, deploy
+from eportal_core.api import keys as keys_service
 from eportal_core.testing import csrf_token, login
+from eportal_core.testing.core import create_token
 
 F, M, P = "/admin/api/feeds/", "/admin/api/patchsets/manage", "/admin/api/patchsets/"
 ONE = "/admin/api/feeds/{name}"

@@ -14,13 +14,9 @@ from eportal_feeds.jobs import auto_update_job, health_check
 from eportal_feeds.service import due_patchsets, run_auto_update
 from feeds_testing import add_feed, arrive, enabled, feed, states
 
-from eportal_core.models import MAIN_FEED, AuditEvent, utcnow
-from eportal_core.plugins import hookimpl, make_plugin_manager
-from eportal_core.scheduler import JobStatus, SiteScheduler
-from eportal_core.services import deploy
-from eportal_core.services.patchstore import import_archive
-from eportal_core.settings import SettingsError, load_settings
+from eportal_core.api import MAIN_FEED, AuditEvent, SettingsError, deploy, hookimpl, import_archive, utcnow
 from eportal_core.testing import make_test_settings
+from eportal_core.testing.core import JobStatus, SiteScheduler, load_settings, make_plugin_manager
 from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 ARRIVAL = utcnow().replace(microsecond=0) - timedelta(days=3)

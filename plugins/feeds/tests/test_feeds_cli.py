@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 import transaction
 
-from eportal_core.db import get_session_factory, get_tm_session, make_engine
-from eportal_core.services.patchstore import import_archive
+from eportal_core.api import get_tm_session, import_archive
+from eportal_core.testing.core import get_session_factory, make_engine
 from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,9 +7,8 @@ import pytest
 from feeds_testing import add_feed, feed
 from sqlalchemy import func, select
 
-from eportal_core.models import MAIN_FEED, Feed, Key
-from eportal_core.services import deploy
-from eportal_core.services import keys as keys_service
+from eportal_core.api import MAIN_FEED, Feed, Key, deploy
+from eportal_core.api import keys as keys_service
 from eportal_core.testing import login
 
 LIST = "/admin/feeds/"

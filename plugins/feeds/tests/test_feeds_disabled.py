@@ -7,12 +7,10 @@ from click.testing import CliRunner
 from eportal_feeds import JOB_ID
 from feeds_testing import add_feed
 
-from eportal_core import cli, testing
-from eportal_core.cli import kc as kc_cli
-from eportal_core.cli.env import CliEnv
-from eportal_core.scheduler import SiteScheduler
-from eportal_core.settings import load_settings
+from eportal_core import testing
+from eportal_core.api import CliEnv
 from eportal_core.testing import login
+from eportal_core.testing.core import SiteScheduler, build_eportal_cli, build_kc_cli, load_settings
 
 OFF = {"eportal.plugins.disabled": "feeds"}
 PAGES = ("/admin/feeds/", "/admin/feeds/add", "/admin/feeds/main/edit")
@@ -66,12 +64,12 @@ def test_no_job_no_command_no_flag(tmp_path):
     on, off = env(), env(**OFF)
     assert JOB_ID in {j.id for j in SiteScheduler(on.settings, None, on.pm).collect_jobs()}
     assert JOB_ID not in {j.id for j in SiteScheduler(off.settings, None, off.pm).collect_jobs()}
-    for build in (cli.build, kc_cli.build):
+    for build in (build_eportal_cli, build_kc_cli):
         assert "feed" in build(on).commands
         assert "feed" not in build(off).commands
         assert runner.invoke(build(off), ["feed"]).exit_code == 2  # no such command
-    assert "--auto-update" in runner.invoke(kc_cli.build(on), ["--help"]).output
-    assert "--auto-update" not in runner.invoke(kc_cli.build(off), ["--help"]).output
+    assert "--auto-update" in runner.invoke(build_kc_cli(on), ["--help"]).output
+    assert "--auto-update" not in runner.invoke(build_kc_cli(off), ["--help"]).output
     # a leftover plugin setting is not an error once the plugin is off (its namespace is not owned)
     assert load_settings(testing.make_test_settings(tmp_path, f"sqlite:///{tmp_path}/x.sqlite",
                                                     **{**OFF, "feeds.auto_update_seconds": "5"}))

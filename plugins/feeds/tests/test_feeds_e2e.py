@@ -22,10 +22,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from eportal_core.cli.env import CliEnv
-from eportal_core.models import MAIN_FEED, Feed, Patchset, utcnow
-from eportal_core.services import deploy
-from eportal_core.services.patchstore import import_archive
+from eportal_core.api import MAIN_FEED, CliEnv, Feed, Patchset, deploy, import_archive, utcnow
 from eportal_core.testing.live import Shots, agent_get, console_errors, log_in, nav_click, register_agent
 
 pytestmark = pytest.mark.e2e

@@ -24,8 +24,8 @@ from eportal_patch_source.testing_tls import make_test_pki
 from eportal_patch_source.web import RUNNER
 from sqlalchemy.orm import sessionmaker
 
-from eportal_core.settings import load_settings
 from eportal_core.testing import make_test_settings
+from eportal_core.testing.core import load_settings
 from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 #: quick retries: a test that fails a request must not wait seconds for the backoff

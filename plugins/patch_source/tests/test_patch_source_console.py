@@ -11,7 +11,7 @@ from eportal_patch_source.access import PREFIX
 from patch_source_helpers import offer
 from sqlalchemy import select
 
-from eportal_core.models import AuditEvent, Feed, SiteSetting
+from eportal_core.api import AuditEvent, Feed, SiteSetting
 from eportal_core.testing import csrf_token, login
 
 PASSWORD = "upstream-Pass-1"

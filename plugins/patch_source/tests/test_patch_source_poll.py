@@ -13,8 +13,7 @@ from eportal_patch_source.state import FAILED, REFUSED, load_state, poll_lock
 from patch_source_helpers import data_dir, downloads, http_access, offer
 from sqlalchemy import func, select
 
-from eportal_core.models import MAIN_FEED, AuditEvent, Feed, FeedPatchset, PatchLevel, Patchset
-from eportal_core.services import ServiceError, deploy
+from eportal_core.api import MAIN_FEED, AuditEvent, Feed, FeedPatchset, PatchLevel, Patchset, ServiceError, deploy
 from eportal_core.testing.patches import make_archive
 
 

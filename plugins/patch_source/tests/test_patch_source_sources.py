@@ -11,13 +11,12 @@ from eportal_patch_source.http_source import HttpSource, proxies
 from patch_source_helpers import downloads, offer
 from patch_source_helpers import http_source as _http_source
 
-from eportal_core.api import AccessInfo, ArchiveRefused, SourceError, make_source, source_types
-from eportal_core.settings import SettingsError
+from eportal_core.api import AccessInfo, ArchiveRefused, SettingsError, SourceError, make_source, source_types
 from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 
 def http(settings, upstream, **kw) -> HttpSource:
-    from eportal_core.plugins import make_plugin_manager
+    from eportal_core.testing.core import make_plugin_manager
     return _http_source(settings, make_plugin_manager(), upstream, **kw)
 
 

@@ -17,10 +17,7 @@ from patch_source_helpers import data_dir, downloads, http_access, offer
 from patch_source_helpers import http_source as make_http_source
 from sqlalchemy import func, select
 
-from eportal_core.api import SourceError
-from eportal_core.models import MAIN_FEED, AuditEvent, Feed, PatchLevel, Patchset
-from eportal_core.services import diskspace
-from eportal_core.services.diskspace import NotEnoughSpace, human, on_disk, reserve
+from eportal_core.api import MAIN_FEED, AuditEvent, Feed, PatchLevel, Patchset, SourceError, diskspace
 
 
 def fake_free(monkeypatch, free: int) -> None:
@@ -29,7 +26,7 @@ def fake_free(monkeypatch, free: int) -> None:
 
 def need_of(archive) -> int:
     with tarfile.open(archive.path) as tar:
-        return sum(on_disk(m.size if m.isfile() else 0) for m in tar.getmembers() if "/" in m.name.rstrip("/"))
+        return sum(diskspace.on_disk(m.size if m.isfile() else 0) for m in tar.getmembers() if "/" in m.name.rstrip("/"))
 
 
 def configure(env, info) -> None:
@@ -48,13 +45,13 @@ def test_a_download_that_would_not_fit_is_not_started(ps_env, upstream, upstream
     offer(upstream, [archive])
     source = make_http_source(ps_env.settings, ps_env.pm, upstream)
     entry = source.index().entries[0]
-    free = entry.size + reserve(entry.size) - 1
+    free = entry.size + diskspace.reserve(entry.size) - 1
     fake_free(monkeypatch, free)
     with pytest.raises(SourceError) as caught:
         source.fetch(entry)
     assert str(caught.value) == (f"not enough free space in {downloads(ps_env.settings)}: the download of "
-                                 f"{archive.name} needs {human(entry.size)} plus a 64 MiB reserve, {human(free)} free")
-    assert not caught.value.transient and caught.value.space_needed == entry.size + reserve(entry.size)
+                                 f"{archive.name} needs {diskspace.human(entry.size)} plus a 64 MiB reserve, {diskspace.human(free)} free")
+    assert not caught.value.transient and caught.value.space_needed == entry.size + diskspace.reserve(entry.size)
     assert upstream.archive_hits(archive.name) == []  # not a byte asked for
     assert list(downloads(ps_env.settings).iterdir()) == []  # no empty .part either
 
@@ -65,19 +62,19 @@ def test_an_archive_too_big_to_unpack_fails_the_poll_and_leaves_nothing(ps_env, 
     offer(upstream, [archive])
     configure(ps_env, http_access(upstream))
     size, need = archive.path.stat().st_size, need_of(archive)
-    free = need + reserve(need) - 1  # room for the download, not for it unpacked
-    assert size + reserve(size) <= free
+    free = need + diskspace.reserve(need) - 1  # room for the download, not for it unpacked
+    assert size + diskspace.reserve(size) <= free
     fake_free(monkeypatch, free)
 
     result = service.poll(ps_env.ctx)
     patches = data_dir(ps_env.settings) / "patches"
     expected = (f"{archive.name} was not imported: not enough free space in {patches}: the archive needs "
-                f"{human(need)} plus a 64 MiB reserve, {human(free)} free")
+                f"{diskspace.human(need)} plus a 64 MiB reserve, {diskspace.human(free)} free")
     assert result.failures == {archive.name: expected} and result.downloaded == []
     with ps_env.ctx.sessions() as db:
         failure = load_state(db).failures[archive.name]
         assert (failure["error"], failure["kind"]) == (expected, FAILED)
-        assert failure["need"] == need + reserve(need) + size  # unpacked, and the download again
+        assert failure["need"] == need + diskspace.reserve(need) + size  # unpacked, and the download again
         row = db.scalar(select(Patchset).where(Patchset.name == archive.name))
         assert row.downloaded is None  # as the index recorded it: nothing imported
         assert db.scalar(select(func.count()).select_from(PatchLevel)) == 0
@@ -106,7 +103,7 @@ def test_an_archive_too_big_to_unpack_fails_the_poll_and_leaves_nothing(ps_env, 
 def test_kcare_deploy_of_an_archive_too_big_is_refused(ps_env, upstream_archives, monkeypatch):
     archive = upstream_archives.good[1]
     fake_free(monkeypatch, 64 * 2**20)
-    with pytest.raises(NotEnoughSpace, match=rf"^not enough free space in {data_dir(ps_env.settings)}/patches: "
+    with pytest.raises(diskspace.NotEnoughSpace, match=rf"^not enough free space in {data_dir(ps_env.settings)}/patches: "
                                              rf"the archive needs [0-9.]+ MiB plus a 64 MiB reserve, 64 MiB free$"):
         service.import_file(ps_env.ctx, archive.path)
     assert [p.name for p in (data_dir(ps_env.settings) / "patches").iterdir()] == []

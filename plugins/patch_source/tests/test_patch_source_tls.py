@@ -24,9 +24,7 @@ from eportal_patch_source.testing_tls import ConnectProxy, make_ca
 from patch_source_helpers import data_dir, http_access, offer
 from sqlalchemy import select
 
-from eportal_core.api import SourceError, make_source
-from eportal_core.models import Patchset
-from eportal_core.settings import SettingsError
+from eportal_core.api import Patchset, SettingsError, SourceError, make_source
 from eportal_core.testing import csrf_token, login
 
 
