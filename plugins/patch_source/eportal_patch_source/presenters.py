@@ -8,7 +8,7 @@ from sqlalchemy import select, true
 
 from eportal_core.models import Feed, FeedPatchset
 from eportal_core.services import deploy
-from eportal_core.web.ui import plural
+from eportal_core.web.ui import plural, sentence
 
 from .state import FAILED, PollState
 
@@ -19,11 +19,6 @@ STATUS_TEXT = {
     deploy.NOT_DOWNLOADED: ("not downloaded", "pill-neutral"),
     deploy.BLOCKED: ("blocked upstream", "pill-bad"),
 }
-
-
-def sentence(message: str) -> str:
-    message = message.strip()
-    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "!", "?")) else ".")
 
 
 def when(value: datetime | None) -> str:

@@ -16,8 +16,7 @@ from ..services import keys as keys_service
 from ..services import servers as servers_service
 from ..services.levels import OUTOFDATE, UNSUPPORTED, UPTODATE
 from ..services.servers import NO_KEY, SORTS, TIME_FORMAT, ServerFilter
-from ..web.ui import plural
-from .keys import sentence
+from ..web.ui import plural, sentence
 
 PER_PAGE = 50
 #: the filter bar's fields (all of them ServerFilter parameters)
