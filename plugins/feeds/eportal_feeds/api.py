@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from eportal_core.models import MAIN_FEED, STATUS_BLOCKED, Patchset
 from eportal_core.permissions import Permission
-from eportal_core.services import deploy
+from eportal_core.services import ServiceError, deploy
 from eportal_core.services import feeds as feeds_service
 from eportal_core.web.openapi import add_api_paths
 from eportal_core.web.rest import (
@@ -48,10 +48,10 @@ def feed_record(feed, keys: int) -> dict:
 
 
 def _feed(db, name: str | None):
-    feed = feeds_service.get_feed(db, name or MAIN_FEED)
-    if feed is None:
-        raise ApiError("unknown-feed", f"feed '{(name or '')[:64]}' does not exist")
-    return feed
+    try:
+        return feeds_service.feed_by_name(db, name or MAIN_FEED)
+    except ServiceError as exc:
+        raise ApiError("unknown-feed", str(exc)) from None
 
 
 # token and Basic clients carry no session, hence no CSRF token (api_guard checks session callers)

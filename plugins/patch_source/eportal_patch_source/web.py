@@ -15,6 +15,7 @@ from eportal_core.models import MAIN_FEED, STATUS_BLOCKED, Feed, Patchset
 from eportal_core.permissions import Permission
 from eportal_core.services import ServiceError, deploy
 from eportal_core.web.clientip import client_ip
+from eportal_core.web.ui import sentence
 
 from . import access as access_store
 from . import presenters, service
@@ -128,7 +129,7 @@ def check_now(request):
 
 def _target(request):
     db = request.dbsession
-    return service.get_feed(db, request.POST.get("feed", MAIN_FEED)), service.get_patchset(db, request.POST.get("patchset", ""))
+    return service.feed_by_name(db, request.POST.get("feed", MAIN_FEED)), service.get_patchset(db, request.POST.get("patchset", ""))
 
 
 @view_config(route_name="patch_source_deploy", request_method="POST", permission=Permission.MANAGE)
@@ -161,7 +162,7 @@ def deploy_view(request):
             else:
                 request.session.flash("Another patch source task is running: try again when it is done.", "error")
     except ServiceError as exc:
-        request.session.flash(presenters.sentence(str(exc)), "error")
+        request.session.flash(sentence(str(exc)), "error")
     return HTTPSeeOther(_list_url(request, feed_name))
 
 
@@ -178,7 +179,7 @@ def rollback_view(request):
         else:
             request.session.flash(f"Nothing to roll back: {patchset.name} is not enabled on {feed.name}.", "info")
     except ServiceError as exc:
-        request.session.flash(presenters.sentence(str(exc)), "error")
+        request.session.flash(sentence(str(exc)), "error")
     return HTTPSeeOther(_list_url(request, feed_name))
 
 
@@ -188,7 +189,7 @@ def _settings_page(request, form: dict, error: str = "", error_field: str = "") 
     info = access_store.load(request.dbsession)
     order = list(TYPE_LABELS)
     types = sorted(source_types(request.registry.pm), key=lambda t: (order.index(t) if t in order else len(order), t))
-    return {"title": "Patch Source settings", "form": form, "error": presenters.sentence(error) if error else "",
+    return {"title": "Patch Source settings", "form": form, "error": sentence(error) if error else "",
             "error_field": error_field, "password_set": bool(info and info.password),
             "types": [{"name": t, "label": TYPE_LABELS.get(t, t)} for t in types],
             "action_url": request.route_url("patch_source_settings"), "back_url": request.route_url("patch_source")}

@@ -53,7 +53,8 @@ class Age:
             return None
         m = AGE_RE.match(str(text).strip())
         if not m:
-            raise ServiceError(f"{name} must be a number of days (or hours with 'h', e.g. 12h); negative means 'within'")
+            raise ServiceError(f"{name} must be a number of days (or hours with 'h', e.g. 12h); negative means 'within'",
+                               field=name)
         sign, number, hours = m.groups()
         span = timedelta(hours=int(number)) if hours else timedelta(days=int(number))
         return cls(span, within=bool(sign))
@@ -125,13 +126,13 @@ class ServerFilter:
                 return None
             value = str(value).strip()
             if len(value) > maxlen:
-                raise ServiceError(f"{name} is too long (at most {maxlen} characters)")
+                raise ServiceError(f"{name} is too long (at most {maxlen} characters)", field=name)
             return value
         is_updated = text("is_updated")
         if is_updated is not None:
             lowered = is_updated.lower()
             if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ServiceError("is_updated must be true or false")
+                raise ServiceError("is_updated must be true or false", field="is_updated")
             is_updated = lowered in ("true", "1", "yes")
         return cls(
             key=text("key", 64), feed=text("feed", 64), hostname=text("hostname"), ip=text("ip", 45),
@@ -250,9 +251,9 @@ def parse_paging(params, default_limit: int = 10) -> tuple[int, int]:
         try:
             value = int(str(raw).strip())
         except ValueError:
-            raise ServiceError(f"{name} must be a whole number") from None
+            raise ServiceError(f"{name} must be a whole number", field=name) from None
         if not low <= value <= high:
-            raise ServiceError(f"{name} must be between {low} and {high}")
+            raise ServiceError(f"{name} must be between {low} and {high}", field=name)
         return value
     return number("limit", default_limit, 1, MAX_LIMIT), number("offset", 0, 0, 10**9)
 
