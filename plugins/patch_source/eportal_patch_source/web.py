@@ -3,14 +3,11 @@ access info form, "Check now" and the changelogs. Views are thin: the rules are 
 ``eportal_core.services.deploy``; network work goes to the background :class:`Runner`."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import transaction
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 from sqlalchemy import select
 
-from eportal_core.db import get_tm_session
+from eportal_core.db import transaction_session
 from eportal_core.models import MAIN_FEED, STATUS_BLOCKED, Feed, Patchset
 from eportal_core.permissions import Permission
 from eportal_core.services import ServiceError, deploy
@@ -34,13 +31,7 @@ def runner(request) -> Runner:
 def sessions_for(registry):
     """Sessions of their own (not the request's) for work that outlives or runs beside the request."""
     factory = registry["dbsession_factory"]
-
-    @contextmanager
-    def open_session():
-        tm = transaction.TransactionManager(explicit=True)
-        with tm:
-            yield get_tm_session(factory, tm)
-    return open_session
+    return lambda: transaction_session(factory)
 
 
 def context(request) -> service.Context:

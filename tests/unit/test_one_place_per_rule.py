@@ -1,0 +1,197 @@
+"""One place per rule (STYLE.md, habit 2): each rule below is written once, and these tests fail when a
+second copy appears in the production code (core and plugins) or when the one place breaks."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from webob import Request
+
+from eportal_core.db import get_session_factory, make_engine, transaction_session
+from eportal_core.services import ServiceError
+from eportal_core.settings import as_networks
+from eportal_core.web.clientip import client_ip, from_trusted_proxy
+from eportal_core.web.ui import sentence
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the test harness (eportal_core.testing and the plugins' testing modules) is not production code
+NOT_PRODUCTION = ("/testing/", "/testing.py", "/testing_tls.py", "/tests/", "/alembic/")
+
+
+def production_files() -> list[Path]:
+    files = [*(ROOT / "src" / "eportal_core").rglob("*.py"), *(ROOT / "plugins").glob("*/eportal_*/**/*.py")]
+    found = [p for p in files if not any(part in p.as_posix() for part in NOT_PRODUCTION)]
+    assert len(found) > 50  # the walk found the code (a wrong ROOT would pass every test below)
+    return sorted(found)
+
+
+def where(pattern: str) -> list[str]:
+    """The production files (relative paths) whose text matches ``pattern``."""
+    rx = re.compile(pattern)
+    return [p.relative_to(ROOT).as_posix() for p in production_files() if rx.search(p.read_text())]
+
+
+def defined(name: str) -> list[str]:
+    """The production files that define a function called ``name``."""
+    out = []
+    for path in production_files():
+        tree = ast.parse(path.read_text())
+        if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in ast.walk(tree)):
+            out.append(path.relative_to(ROOT).as_posix())
+    return out
+
+
+# --- 1. sentence() -----------------------------------------------------------------------------------
+
+def test_sentence_is_defined_once_in_web_ui():
+    assert defined("sentence") == ["src/eportal_core/web/ui.py"]
+
+
+@pytest.mark.parametrize("message, text", [
+    ("feed 'x' does not exist", "Feed 'x' does not exist."),
+    ("  done!  ", "Done!"),
+    ("Is it?", "Is it?"),
+    ("ends with a dot.", "Ends with a dot."),
+])
+def test_sentence_capitalises_and_ends_with_a_stop(message, text):
+    assert sentence(message) == text
+
+
+# --- 2. a feed by name, or a refusal -------------------------------------------------------------------
+
+def test_a_missing_feed_is_refused_in_one_place():
+    # the message of a refusal (an f-string naming the feed), not prose that mentions one
+    assert where(r"feed '\{[^\n]*does not exist|no feed named [^\n]*!r") == ["src/eportal_core/services/feeds.py"]
+
+
+def test_feed_by_name_refuses_with_the_feed_field(dbsession):
+    from eportal_core.services import feeds, keys
+    assert feeds.feed_by_name(dbsession, "main").name == "main"
+    with pytest.raises(ServiceError) as direct:
+        feeds.feed_by_name(dbsession, "nope")
+    with pytest.raises(ServiceError) as via_keys:
+        keys.create_key(dbsession, "k-one-place", feed="nope", actor="t")
+    assert str(direct.value) == str(via_keys.value) == "feed 'nope' does not exist"
+    assert direct.value.field == via_keys.value.field == "feed"
+
+
+# --- 3. the trusted-proxy test -----------------------------------------------------------------------
+
+def test_the_trusted_proxy_setting_is_read_in_one_place():
+    assert where(r"\.settings(\.get\(|\[)[\"']eportal\.trusted_proxies") == ["src/eportal_core/web/clientip.py"]
+
+
+def _request(peer: str, trusted: str, **headers) -> Request:
+    req = Request.blank("/", remote_addr=peer, headers={k.replace("_", "-"): v for k, v in headers.items()})
+    req.registry = SimpleNamespace(settings={"eportal.trusted_proxies": as_networks(trusted)})
+    return req
+
+
+@pytest.mark.parametrize("peer, trusted, expected", [
+    ("10.1.2.3", "10.0.0.0/8", True), ("192.0.2.7", "10.0.0.0/8", False), ("10.1.2.3", "", False),
+    ("not-an-ip", "10.0.0.0/8", False),
+])
+def test_from_trusted_proxy(peer, trusted, expected):
+    assert from_trusted_proxy(_request(peer, trusted)) is expected
+
+
+def test_client_ip_and_public_url_believe_the_same_peers():
+    from eportal_core.agent.scripts import public_application_url
+    for peer, believed in (("10.1.2.3", True), ("192.0.2.7", False)):
+        req = _request(peer, "10.0.0.0/8", X_Forwarded_For="198.51.100.7", X_Forwarded_Host="portal.example.com",
+                       X_Forwarded_Proto="https")
+        assert (client_ip(req) == "198.51.100.7") is believed
+        assert (public_application_url(req) == "https://portal.example.com") is believed
+
+
+# --- 4. a transaction outside a request ----------------------------------------------------------------
+
+def test_a_transaction_manager_is_made_in_one_place():
+    # eportal_core.testing keeps its own copy for the test harness (not production code)
+    assert where(r"TransactionManager\(") == ["src/eportal_core/db.py"]
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class Row(_Base):
+    __tablename__ = "t"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    n: Mapped[int]
+
+
+@pytest.fixture
+def factory(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'tx.sqlite'}")
+    _Base.metadata.create_all(engine)
+    yield get_session_factory(engine)
+    engine.dispose()
+
+
+def _rows(factory) -> list[int]:
+    with factory() as db:
+        return list(db.scalars(sa.select(Row.n).order_by(Row.n)))
+
+
+def test_transaction_session_commits_when_the_block_ends(factory):
+    with transaction_session(factory) as db:
+        db.add(Row(n=1))
+    assert _rows(factory) == [1]
+
+
+def test_transaction_session_aborts_when_the_block_raises(factory):
+    with pytest.raises(RuntimeError), transaction_session(factory) as db:
+        db.add(Row(n=2))
+        db.flush()
+        raise RuntimeError("refused")
+    assert _rows(factory) == []
+
+
+def test_cli_jobs_and_the_patch_source_use_it(factory):
+    from eportal_patch_source.web import sessions_for
+
+    from eportal_core.cli.env import CliEnv
+    from eportal_core.scheduler import JobContext
+    env = CliEnv()
+    env.__dict__["engine"] = factory.kw["bind"]  # the cached_property, set
+    for opened in (env.dbsession(), JobContext({}, factory.kw["bind"], None).dbsession(),
+                   sessions_for({"dbsession_factory": factory})()):
+        with opened as db:
+            db.add(Row(n=3))
+    assert _rows(factory) == [3, 3, 3]
+
+
+# --- 7. a service error names its field ----------------------------------------------------------------
+
+def test_no_view_guesses_the_field_from_the_message():
+    assert defined("error_field") == []
+    assert where(r"str\(exc\)\.lower\(\)|lowered = message") == []
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda s: s.keys.parse_server_limit("-1"), "server_limit"),
+    (lambda s: s.keys.validate_key_name("bad key"), "key"),
+    (lambda s: s.feeds.parse_deploy_after("soon"), "deploy_after"),
+    (lambda s: s.feeds.validate_feed_name("bad feed"), "name"),
+    (lambda s: s.passwords.check_policy("bob", "short", 10), "password"),
+    (lambda s: s.tags.parse_tags("x" * 5000), "tags"),
+    (lambda s: s.servers.Age.parse("checkin_age", "soon"), "checkin_age"),
+])
+def test_field_specific_refusals_carry_the_field(call, field):
+    from eportal_core.services import feeds, keys, passwords, servers, tags
+    with pytest.raises(ServiceError) as exc:
+        call(SimpleNamespace(keys=keys, feeds=feeds, passwords=passwords, tags=tags, servers=servers))
+    assert exc.value.field == field
+
+
+def test_a_source_error_is_a_service_error_with_a_field():
+    from eportal_patch_source.sources import SourceError
+    exc = SourceError("bad url", field="url", transient=True)
+    assert isinstance(exc, ServiceError) and exc.field == "url" and exc.transient
+    assert ServiceError("no field").field == ""
