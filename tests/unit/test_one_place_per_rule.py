@@ -195,3 +195,65 @@ def test_a_source_error_is_a_service_error_with_a_field():
     exc = SourceError("bad url", field="url", transient=True)
     assert isinstance(exc, ServiceError) and exc.field == "url" and exc.transient
     assert ServiceError("no field").field == ""
+
+
+# --- 5. validated settings carry their defaults ----------------------------------------------------------
+
+def test_no_core_setting_gets_a_second_default_after_validation():
+    # settings.get("eportal.x") or 30, settings.get("eportal.x", 30): the default is the Setting's alone
+    second_default = r"settings\.get\([\"']eportal\.[^\"']+[\"']\)\s+or\b|settings\.get\([\"']eportal\.[^\"']+[\"'],"
+    assert where(second_default) == []
+
+
+def test_the_start_page_counts_take_their_numbers_from_the_settings():
+    import inspect
+
+    from eportal_core.services.key_counts import KeyCountsCache
+    params = inspect.signature(KeyCountsCache).parameters
+    assert params["live_count_under"].default is inspect.Parameter.empty
+    assert params["refresh_seconds"].default is inspect.Parameter.empty
+
+
+# --- 6. the start page's check-in window -----------------------------------------------------------------
+
+def test_the_check_in_window_is_written_once():
+    assert where(r"hours=48|\b48 ?h") == ["src/eportal_core/services/key_counts.py"]  # CHECKIN_WINDOW
+    home = (ROOT / "src/eportal_core/templates/home.pt").read_text()
+    assert "48" not in home
+
+
+@pytest.mark.parametrize("hours, within, text", [(48, True, "-2"), (48, False, "2"), (36, True, "-36h"), (24 * 7, False, "7")])
+def test_an_age_prints_as_the_filter_text_that_parses_back(hours, within, text):
+    from datetime import timedelta
+
+    from eportal_core.services.servers import Age
+    age = Age(timedelta(hours=hours), within)
+    assert str(age) == text
+    assert Age.parse("checkin_age", text) == age
+
+
+# --- 8. the session cookie's name is a declared setting ---------------------------------------------------
+
+def test_cookie_name_is_declared_with_its_default():
+    from eportal_core.settings import CORE_SETTINGS, validate_settings
+    assert validate_settings({}, CORE_SETTINGS)["eportal.session.cookie_name"] == "eportal_session"
+    assert validate_settings({"eportal.session.cookie_name": " portal_2 "}, CORE_SETTINGS)[
+        "eportal.session.cookie_name"] == "portal_2"
+
+
+@pytest.mark.parametrize("bad", ["two words", "semi;colon", "a=b", 'quo"te', "x" * 65, "caf\u00e9"])
+def test_a_bad_cookie_name_is_refused_by_key(bad):
+    from eportal_core.settings import CORE_SETTINGS, SettingsError, validate_settings
+    with pytest.raises(SettingsError, match=r"setting eportal\.session\.cookie_name = .* is not valid: expected a cookie name"):
+        validate_settings({"eportal.session.cookie_name": bad}, CORE_SETTINGS)
+
+
+def test_no_module_gives_the_cookie_name_a_default_of_its_own():
+    assert where(r"settings\.setdefault\([\"']eportal\.") == []
+
+
+def test_every_core_setting_is_in_the_readme_table():
+    from eportal_core.settings import CORE_SETTINGS
+    table = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
+    documented = set(re.findall(r"`([a-z_.]+)`", "\n".join(line.split(" | ")[0] for line in table)))
+    assert {s.key for s in CORE_SETTINGS} - documented == set()

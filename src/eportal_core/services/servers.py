@@ -59,6 +59,12 @@ class Age:
         span = timedelta(hours=int(number)) if hours else timedelta(days=int(number))
         return cls(span, within=bool(sign))
 
+    def __str__(self) -> str:
+        """The filter text that parses back to this age (``-2``, ``36h``): for links to a filtered list."""
+        hours = int(self.span / timedelta(hours=1))
+        number = f"{hours // 24}" if hours % 24 == 0 else f"{hours}h"
+        return ("-" if self.within else "") + number
+
     def condition(self, column, now: datetime):
         cutoff = now - self.span
         return column >= cutoff if self.within else or_(column < cutoff, column.is_(None))

@@ -14,8 +14,9 @@ from ..permissions import Permission
 from ..services import ServiceError
 from ..services import keys as keys_service
 from ..services import servers as servers_service
+from ..services.key_counts import CHECKIN_WINDOW, in_hours
 from ..services.levels import OUTOFDATE, UNSUPPORTED, UPTODATE
-from ..services.servers import NO_KEY, SORTS, TIME_FORMAT, ServerFilter
+from ..services.servers import NO_KEY, SORTS, TIME_FORMAT, Age, ServerFilter
 from ..web.ui import plural, sentence
 
 PER_PAGE = 50
@@ -23,9 +24,13 @@ PER_PAGE = 50
 FILTER_FIELDS = ("key", "feed", "hostname", "ip", "tag", "kernel", "checkin_age", "is_updated")
 #: filters the bar does not show, kept when a link or the bar is used (the REST API's vocabulary)
 HIDDEN_FILTERS = ("registered_age", "updated_age", "server_id")
-#: check-in ages offered, as ServerFilter ages: "-2" = within 2 days, "2" = not in 2 days (or never)
-CHECKIN_CHOICES = (("", "Any time"), ("-2", "Within 48 hours"), ("-7", "Within 7 days"),
-                   ("2", "Not in 48 hours"), ("7", "Not in 7 days"), ("30", "Not in 30 days"))
+#: check-in ages offered, as ServerFilter ages: "-7" = within 7 days, "7" = not in 7 days (or never); the
+#: first of each kind is the start page's window, which its tiles link to
+CHECKIN_CHOICES = (("", "Any time"),
+                   (str(Age(CHECKIN_WINDOW, within=True)), f"Within {in_hours(CHECKIN_WINDOW)} hours"),
+                   ("-7", "Within 7 days"),
+                   (str(Age(CHECKIN_WINDOW, within=False)), f"Not in {in_hours(CHECKIN_WINDOW)} hours"),
+                   ("7", "Not in 7 days"), ("30", "Not in 30 days"))
 UPDATED_CHOICES = (("", "Any"), ("true", "Up to date"), ("false", "Not up to date"))
 #: (sort name or None, heading); the sortable ones are exactly services.servers.SORTS' indexed columns
 COLUMNS = (("ip", "IP"), ("hostname", "Hostname"), ("euname", "Effective kernel"), (None, "Patch level"),
