@@ -257,3 +257,24 @@ def test_every_core_setting_is_in_the_readme_table():
     table = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
     documented = set(re.findall(r"`([a-z_.]+)`", "\n".join(line.split(" | ")[0] for line in table)))
     assert {s.key for s in CORE_SETTINGS} - documented == set()
+
+
+# --- 10. layout: planner hints, presenters, the counts cache ---------------------------------------------
+
+def test_database_specific_shapes_live_in_server_queries():
+    # services.servers says which servers; only server_queries asks which database it talks to
+    servers = (ROOT / "src/eportal_core/services/servers.py").read_text()
+    assert "dialect" not in servers and "likely(" not in servers and "custom_op" not in servers
+    assert "src/eportal_core/services/server_queries.py" in where(r"dialect\.name")
+
+
+def test_the_server_views_hand_their_dicts_to_the_presenters():
+    tree = ast.parse((ROOT / "src/eportal_core/views/servers.py").read_text())
+    lengths = {n.name: n.end_lineno - n.lineno + 1 for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    assert max(lengths.values()) <= 30, lengths  # parse, call a service, hand over
+    presenters = (ROOT / "src/eportal_core/views/server_presenters.py").read_text()
+    assert "view_config" not in presenters and "dbsession" not in presenters
+
+
+def test_the_counts_cache_is_wired_by_the_start_page_not_the_agent_path():
+    assert where(r"KeyCountsCache\(") == ["src/eportal_core/views/home.py"]
