@@ -278,3 +278,29 @@ def test_the_server_views_hand_their_dicts_to_the_presenters():
 
 def test_the_counts_cache_is_wired_by_the_start_page_not_the_agent_path():
     assert where(r"KeyCountsCache\(") == ["src/eportal_core/views/home.py"]
+
+
+# --- 11. what duplicates found -----------------------------------------------------------------------------
+
+def test_the_console_pages_count_nouns_with_plural():
+    handmade = r"\{'' if [^}\n]+ == 1 else 's'\}"
+    assert [p for p in where(handmade) if p.startswith("src/eportal_core/views/")] == []
+
+
+def test_removing_a_key_is_confirmed_in_one_wording():
+    from eportal_core.views.keys import delete_confirm
+    assert where(r"Remove key \{") == ["src/eportal_core/views/keys.py"]
+    assert delete_confirm("k", 1) == "Remove key k and its 1 server?"
+    assert delete_confirm("k", 2000) == "Remove key k and its 2,000 servers?"
+
+
+@pytest.mark.parametrize("value, number", [(None, 0), ("", 0), (" 7 ", 7), (12, 12), ("8760", 8760)])
+def test_whole_number_reads_blank_as_zero(value, number):
+    from eportal_core.services import whole_number
+    assert whole_number(value, name="n", field="n", high=8760, zero="none") == number
+
+
+def test_server_limit_and_deploy_after_are_one_whole_number_rule():
+    assert defined("whole_number") == ["src/eportal_core/services/__init__.py"]
+    for module in ("keys", "feeds"):
+        assert "int(str(" not in (ROOT / f"src/eportal_core/services/{module}.py").read_text()

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, true
 from sqlalchemy.orm import Session
 
 from ..models import MAIN_FEED, Feed, FeedPatchset, Key, Patchset
-from . import ServiceError, audit
+from . import ServiceError, audit, whole_number
 from .deploy import DEPLOY_ORDER
 
 FEED_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -33,16 +33,8 @@ def validate_feed_name(name: str | None) -> str:
 
 def parse_deploy_after(value) -> int:
     """Hours between a patchset's arrival on this portal and its deployment on an auto feed (0 = at once)."""
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return 0
-    try:
-        hours = int(str(value).strip())
-    except ValueError:
-        raise ServiceError(f"deploy after must be a whole number of hours, not {str(value)[:40]!r}",
-                           field="deploy_after") from None
-    if not 0 <= hours <= MAX_DEPLOY_AFTER:
-        raise ServiceError(f"deploy after must be between 0 (at once) and {MAX_DEPLOY_AFTER} hours", field="deploy_after")
-    return hours
+    return whole_number(value, name="deploy after", field="deploy_after", high=MAX_DEPLOY_AFTER, zero="at once",
+                        unit="hours")
 
 
 def parse_channel(value) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import MAIN_FEED, Feed, Key, Server
-from . import ServiceError, audit
+from . import ServiceError, audit, whole_number
 from .feeds import feed_by_name
 from .key_counts import KeyCounts, count_by_key
 
@@ -35,16 +35,7 @@ def validate_key_name(name: str) -> str:
 
 def parse_server_limit(value) -> int:
     """0 = unlimited; a negative or non-numeric limit is refused."""
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return 0
-    try:
-        limit = int(str(value).strip())
-    except ValueError:
-        raise ServiceError(f"server limit must be a whole number (0 = unlimited), not {str(value)[:40]!r}",
-                           field="server_limit") from None
-    if limit < 0 or limit > MAX_SERVER_LIMIT:
-        raise ServiceError(f"server limit must be between 0 (unlimited) and {MAX_SERVER_LIMIT}", field="server_limit")
-    return limit
+    return whole_number(value, name="server limit", field="server_limit", high=MAX_SERVER_LIMIT, zero="unlimited")
 
 
 def key_feed(db: Session, name: str | None) -> Feed:

@@ -8,6 +8,7 @@ from ..services import keys as keys_service
 from ..services.key_counts import CHECKIN_WINDOW, KeyCountsCache, in_hours
 from ..services.servers import NO_KEY, Age
 from ..web.ui import plural
+from .keys import delete_confirm
 
 
 @view_config(route_name="admin_root", request_method="GET")
@@ -47,7 +48,7 @@ def home(request):
              "servers": f"{r.servers:,}", "full": bool(r.key.server_limit) and r.servers >= r.key.server_limit,
              "servers_url": servers_link(key=r.key.key),
              "edit_url": key_url(r.key.key, "edit"), "delete_url": key_url(r.key.key, "delete"),
-             "confirm": f"Remove key {r.key.key} and its {r.servers:,} server{'' if r.servers == 1 else 's'}?"}
+             "confirm": delete_confirm(r.key.key, r.servers)}
             for r in inv.keys]
     return {
         "title": "Keys",

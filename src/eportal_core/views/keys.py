@@ -17,6 +17,11 @@ FIELDS = ("key", "note", "server_limit", "feed")
 NEXT_ACTIONS = ("save", "add_another", "continue")
 
 
+def delete_confirm(name: str, servers: int) -> str:
+    """What removing a key asks first (its page and the start page's key list)."""
+    return f"Remove key {name} and its {plural(servers, 'server')}?"
+
+
 def _posted(request) -> dict:
     return {name: request.POST.get(name, "").strip() for name in FIELDS}
 
@@ -44,7 +49,7 @@ def _page(request, *, form: dict, error: ServiceError | None = None, key=None, s
         "servers": plural(servers, "server"),
         "servers_url": request.route_url("kcserver_list", _query={"key": key.key}) if key else "",
         "delete_url": request.route_url("key_delete", key=key.key) if key else "",
-        "confirm": (f"Remove key {key.key} and its {servers:,} server{'' if servers == 1 else 's'}?" if key else ""),
+        "confirm": delete_confirm(key.key, servers) if key else "",
         "created": key.created.strftime("%Y-%m-%d %H:%M UTC") if key and key.created else "",
     }
 
@@ -107,7 +112,7 @@ def key_delete(request):
     except ServiceError as exc:
         request.session.flash(sentence(str(exc)), "error")
     else:
-        request.session.flash(f"Key '{name}' removed, with its {removed:,} server{'' if removed == 1 else 's'}.", "ok")
+        request.session.flash(f"Key '{name}' removed, with its {plural(removed, 'server')}.", "ok")
     return HTTPSeeOther(request.route_url("home"))
 
 

@@ -13,7 +13,7 @@ from ..services import ServiceError
 from ..services import keys as keys_service
 from ..services import servers as servers_service
 from ..services.servers import NO_KEY, SORTS, ServerFilter
-from ..web.ui import sentence
+from ..web.ui import plural, sentence
 from . import server_presenters as present
 from .server_presenters import ASCENDING_FIRST, DEFAULT_SORT, FILTER_FIELDS, HIDDEN_FILTERS, PER_PAGE
 
@@ -71,7 +71,7 @@ def server_delete_selected(request):
         return HTTPSeeOther(_back_to_list(request))
     removed = servers_service.delete_servers(request.dbsession, ids, pm=request.registry.pm, request=request,
                                              actor=request.identity.username)
-    request.session.flash(f"Removed {removed:,} server{'' if removed == 1 else 's'}.", "ok")
+    request.session.flash(f"Removed {plural(removed, 'server')}.", "ok")
     return HTTPSeeOther(_back_to_list(request))
 
 
