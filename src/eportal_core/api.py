@@ -15,7 +15,7 @@ from __future__ import annotations
 from .agent.lane import add_lane_view
 from .cli.env import CliEnv
 from .cli.kc import LegacyFlag
-from .db import get_tm_session
+from .db import get_tm_session, transaction_session
 from .health import Check
 from .models import (
     MAIN_FEED,
@@ -38,7 +38,7 @@ from .scheduler import Job
 from .services import ServiceError, audit, deploy, diskspace, feeds, keys, patchstore, users
 from .services.archives import MAX_CHANGELOG_BYTES, MAX_MANIFEST_BYTES, new_partial_dir, remove_tree
 from .services.deploy import STATUSES
-from .services.feeds import MAX_DEPLOY_AFTER
+from .services.feeds import MAX_DEPLOY_AFTER, feed_by_name
 from .services.manifests import (
     ARCHIVE_SUFFIXES,
     CHANGELOG,
@@ -91,7 +91,7 @@ from .web.rest import (
     json_response,
     text_param,
 )
-from .web.ui import SETTINGS, NavItem, plural
+from .web.ui import SETTINGS, NavItem, plural, sentence
 
 __all__ = [
     # plugin machinery
@@ -101,11 +101,11 @@ __all__ = [
     # jobs, commands, health
     "Job", "CliEnv", "LegacyFlag", "Check",
     # the database and the domain
-    "get_tm_session",
+    "get_tm_session", "transaction_session",
     "AuditEvent", "Feed", "FeedPatchset", "Key", "PatchLevel", "Patchset", "Server", "SiteSetting", "User",
     "MAIN_FEED", "STATUS_AVAILABLE", "STATUS_BLOCKED", "utcnow",
     "ServiceError", "audit", "deploy", "diskspace", "feeds", "keys", "patchstore", "users",
-    "STATUSES", "MAX_DEPLOY_AFTER", "sync_external_user",
+    "STATUSES", "MAX_DEPLOY_AFTER", "feed_by_name", "sync_external_user",
     "import_archive", "patches_dir", "patchset_dir",
     "MAX_CHANGELOG_BYTES", "MAX_MANIFEST_BYTES", "new_partial_dir", "remove_tree",
     "ARCHIVE_SUFFIXES", "CHANGELOG", "MANIFEST", "PRODUCT_RE", "SHA256_RE", "first_line", "parse_manifest",
@@ -114,7 +114,7 @@ __all__ = [
     "AccessInfo", "ArchiveRefused", "Fetched", "Index", "IndexEntry", "Progress", "Source", "SourceError",
     "make_source", "parse_entry", "parse_time", "source_types",
     # the web
-    "client_ip", "NavItem", "SETTINGS", "plural",
+    "client_ip", "NavItem", "SETTINGS", "plural", "sentence",
     "ApiError", "actor", "add_api_routes", "api_guard", "api_params", "bool_param", "error_response",
     "json_response", "text_param",
     "add_api_paths", "READ_ERRORS", "RESULT_OK", "STR", "WRITE_ERRORS", "body_params", "error_responses",

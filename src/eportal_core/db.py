@@ -1,7 +1,11 @@
 """Engines and sessions: SQLite tuned for concurrent use, PostgreSQL alike, one request one transaction."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
+import transaction
 import zope.sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,6 +83,15 @@ def get_tm_session(session_factory: sessionmaker, transaction_manager, request=N
     dbsession = session_factory(info={"request": request})
     zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
     return dbsession
+
+
+@contextmanager
+def transaction_session(session_factory: sessionmaker) -> Iterator[Session]:
+    """One transaction outside a request (CLI commands, scheduled jobs, a plugin's background work): a
+    session joined to a transaction manager of its own, committed when the block ends, aborted if it raises."""
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        yield get_tm_session(session_factory, tm)
 
 
 def includeme(config):

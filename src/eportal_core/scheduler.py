@@ -13,17 +13,15 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import transaction
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 
-from .db import get_session_factory, get_tm_session, writer
+from .db import get_session_factory, transaction_session, writer
 from .models import SchedulerLease, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,12 +45,9 @@ class JobContext:
     engine: Any
     pm: Any
 
-    @contextmanager
     def dbsession(self):
         """A session in its own transaction: committed when the block ends, aborted on error."""
-        tm = transaction.TransactionManager(explicit=True)
-        with tm:
-            yield get_tm_session(get_session_factory(self.engine), tm)
+        return transaction_session(get_session_factory(self.engine))
 
 
 @dataclass

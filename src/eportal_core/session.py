@@ -172,7 +172,6 @@ def prune_sessions(dbsession, settings) -> int:
 
 
 def includeme(config):
-    config.registry.settings.setdefault("eportal.session.cookie_name", "eportal_session")
     config.set_session_factory(session_factory)
     # inside pyramid_tm so the session commits with the request's own changes
     config.add_tween("eportal_core.session.session_tween_factory", under="pyramid_tm.tm_tween_factory")

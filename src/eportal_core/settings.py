@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from .plugins import RegistryError, make_plugin_manager, monitoring_formats, pat
 
 CHECKOUT_INI = Path(__file__).resolve().parents[2] / "development.ini"
 SYSTEM_INI = Path("/etc/eportal/eportal.ini")
+COOKIE_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 
 
 class SettingsError(ValueError):
@@ -95,6 +97,14 @@ def header_name(raw: Any) -> str:
     return value
 
 
+def cookie_name(raw: Any) -> str:
+    """A cookie name: an RFC 6265 token (no spaces, separators or control characters)."""
+    value = str(raw).strip()
+    if not COOKIE_NAME_RE.match(value):
+        raise ValueError("a cookie name of 1-64 letters, digits and !#$%&'*+-.^_`|~")
+    return value
+
+
 def sqlalchemy_url(raw: Any) -> str:
     value = str(raw).strip()
     if not (value.startswith("sqlite:///") or value.startswith("postgresql+psycopg://")):
@@ -143,6 +153,8 @@ CORE_SETTINGS = [
     Setting("eportal.plugins.disabled", as_list, [], "Plugin names not to load."),
     Setting("eportal.session.idle_minutes", int_between(1, 1440), 30, "Console session idle timeout."),
     Setting("eportal.session.max_hours", int_between(1, 720), 12, "Console session absolute lifetime."),
+    Setting("eportal.session.cookie_name", cookie_name, "eportal_session",
+            "Name of the console's session cookie (two portals on one host name need two names)."),
     Setting("eportal.secure_cookies", one_of("auto", "true", "false"), "auto",
             "Mark cookies Secure: auto = when the request came over HTTPS."),
     Setting("eportal.login.max_failures_per_user", int_between(1, 1000), 5,
@@ -212,7 +224,7 @@ def validate_settings(raw: dict[str, Any], specs: list[Setting], owned_prefixes:
 def resolve_paths(settings: dict[str, Any], ini_dir: Path | None) -> dict[str, Any]:
     """Apply $EPORTAL_DATA_DIR, make data_dir absolute, default the database URL into it."""
     env_dir = os.environ.get("EPORTAL_DATA_DIR")
-    data_dir = Path(env_dir or settings.get("eportal.data_dir") or "/var/lib/eportal").expanduser()
+    data_dir = Path(env_dir or settings["eportal.data_dir"]).expanduser()
     if not data_dir.is_absolute():
         data_dir = (ini_dir or Path.cwd()) / data_dir
     settings["eportal.data_dir"] = str(data_dir.resolve())

@@ -35,9 +35,8 @@ class SourceError(ServiceError):
 
     def __init__(self, message: str, *, transient: bool = False, field: str = "", status: int | None = None,
                  space_needed: int | None = None):
-        super().__init__(message)
+        super().__init__(message, field=field)
         self.transient = transient
-        self.field = field
         #: the HTTP status behind the error, when there was one
         self.status = status
         self.space_needed = space_needed

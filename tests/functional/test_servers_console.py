@@ -12,7 +12,7 @@ from eportal_core.models import Server, ServerTag
 from eportal_core.services import keys as keys_service
 from eportal_core.services.servers import get_server
 from eportal_core.testing import csrf_token
-from eportal_core.views.servers import RECORD_FIELDS, page_numbers
+from eportal_core.views.server_presenters import RECORD_FIELDS, page_numbers
 
 from .fleet import KERNEL_ID, add_feed, add_orphan, add_server, hostnames, server_ids
 

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from eportal_core.models import Key, Server, ServerTag, utcnow
 from eportal_core.services import keys as keys_service
-from eportal_core.services import servers as servers_service
+from eportal_core.services import server_queries
 from eportal_core.services.servers import NO_KEY, ServerFilter, count_servers, find_servers
 from eportal_core.services.tags import parse_tags
 from eportal_core.testing import csrf_token
@@ -112,12 +112,12 @@ def combinations(**fixed):
 
 # --- the services, every combination -----------------------------------------------------------
 
-@pytest.mark.parametrize("common_rows", [servers_service.COMMON_ROWS, 1], ids=["default", "all-common"])
+@pytest.mark.parametrize("common_rows", [server_queries.COMMON_ROWS, 1], ids=["default", "all-common"])
 @pytest.mark.parametrize("feed", FEED_CHOICES)
 def test_every_combination_counts_and_lists_what_it_should(dbsession, fleet, monkeypatch, feed, common_rows):
     # 1: every tag and feed counts as common, so SQLite takes its EXISTS and likely() forms too
     # (PostgreSQL's shapes do not depend on it: the same answers are checked twice there)
-    monkeypatch.setattr(servers_service, "COMMON_ROWS", common_rows)
+    monkeypatch.setattr(server_queries, "COMMON_ROWS", common_rows)
     for params in combinations(feed=feed):
         want = expected(params)
         # the count (count_servers) and a page of the list (ServerFilter.conditions), both shapes

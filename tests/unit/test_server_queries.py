@@ -4,8 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from eportal_core.models import Server
-from eportal_core.services import agents, keys
-from eportal_core.services import servers as servers_service
+from eportal_core.services import agents, keys, server_queries
 from eportal_core.services.servers import ServerFilter, count_servers, find_servers
 
 
@@ -40,6 +39,6 @@ def test_common_tag_and_feed_forms_finds_the_same_servers(dbsession, fleet, monk
         found = find_servers(dbsession, ServerFilter.from_params(params), sort="hostname", limit=100)
         return [r["id"] for r in found.rows], found.count
     rare = page()
-    monkeypatch.setattr(servers_service, "COMMON_ROWS", 2)   # every tag and feed is "common" now (SQLite)
+    monkeypatch.setattr(server_queries, "COMMON_ROWS", 2)   # every tag and feed is "common" now (SQLite)
     assert page() == rare
     assert rare[1] == len(rare[0]) > 0

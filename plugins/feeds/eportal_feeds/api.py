@@ -18,6 +18,7 @@ from eportal_core.api import (
     ApiError,
     Patchset,
     Permission,
+    ServiceError,
     actor,
     add_api_paths,
     add_api_routes,
@@ -50,10 +51,10 @@ def feed_record(feed, keys: int) -> dict:
 
 
 def _feed(db, name: str | None):
-    feed = feeds_service.get_feed(db, name or MAIN_FEED)
-    if feed is None:
-        raise ApiError("unknown-feed", f"feed '{(name or '')[:64]}' does not exist")
-    return feed
+    try:
+        return feeds_service.feed_by_name(db, name or MAIN_FEED)
+    except ServiceError as exc:
+        raise ApiError("unknown-feed", str(exc)) from None
 
 
 # token and Basic clients carry no session, hence no CSRF token (api_guard checks session callers)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from eportal_core.api import MAIN_FEED, LegacyFlag, ServiceError
+from eportal_core.api import MAIN_FEED, LegacyFlag
 from eportal_core.api import feeds as feeds_service
 
 from .service import run_auto_update
@@ -41,9 +41,8 @@ def print_feeds(env, only: str | None = None) -> None:
     with env.dbsession() as db:
         rows = feeds_service.list_feeds(db)
         if only is not None:
+            feeds_service.feed_by_name(db, only)
             rows = [r for r in rows if r.feed.name == only]
-            if not rows:
-                raise ServiceError(f"feed '{only[:64]}' does not exist")
         table = [("Name", "Auto", "Deploy after", "Keys")]
         table += [(r.feed.name, "yes" if r.feed.auto else "no", _delay(r.feed.deploy_after), str(r.keys)) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(4)]

@@ -8,24 +8,10 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
-from eportal_core.api import MAIN_FEED, Permission, ServiceError, plural
+from eportal_core.api import MAIN_FEED, Permission, ServiceError, plural, sentence
 from eportal_core.api import feeds as feeds_service
 
 FORM = "eportal_feeds:templates/form.pt"
-
-
-def sentence(message: str) -> str:
-    message = message.strip()
-    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "!", "?")) else ".")
-
-
-def error_field(message: str) -> str:
-    """The form field a service error is about, so the form can mark it."""
-    lowered = message.lower()
-    if "deploy after" in lowered:
-        return "deploy_after"
-    return "name" if "feed" in lowered else ""
-
 
 
 def delay_text(auto: bool, hours: int) -> str:
@@ -68,15 +54,16 @@ def _posted(request) -> dict:
             "deploy_after": request.POST.get("deploy_after", "").strip()}
 
 
-def _page(request, *, form: dict, error: str, feed=None, keys: int = 0) -> dict:
+def _page(request, *, form: dict, error: ServiceError | None = None, feed=None, keys: int = 0) -> dict:
     return {
         "title": f"Edit feed {feed.name}" if feed else "Create feed",
         "editing": feed is not None,
         "is_main": feed is not None and feed.name == MAIN_FEED,
         "current": feed.name if feed else "",
         "form": form,
-        "error": sentence(error) if error else "",
-        "error_field": error_field(error) if error else "",
+        "error": sentence(str(error)) if error else "",
+        # the form field the refusal is about, so the form can mark it
+        "error_field": error.field if error else "",
         "action_url": request.route_url("feed_edit", name=feed.name) if feed else request.route_url("feed_add"),
         "keys": plural(keys, "key"),
         "delete_url": request.route_url("feed_delete", name=feed.name) if feed else "",
@@ -87,14 +74,14 @@ def _page(request, *, form: dict, error: str, feed=None, keys: int = 0) -> dict:
 @view_config(route_name="feed_add", renderer=FORM, request_method=("GET", "POST"), permission=Permission.MANAGE)
 def feed_add(request):
     form = {"name": "", "auto": False, "deploy_after": "0"}
-    error = ""
+    error = None
     if request.method == "POST":
         form = _posted(request)
         try:
             feed = feeds_service.create_feed(request.dbsession, form["name"], auto=form["auto"],
                                              deploy_after=form["deploy_after"], actor=request.identity.username)
         except ServiceError as exc:
-            error = str(exc)
+            error = exc
             request.response.status_int = 400
         else:
             request.session.flash(f"Feed '{feed.name}' created.", "ok")
@@ -109,7 +96,7 @@ def feed_edit(request):
     if feed is None:
         raise HTTPNotFound()
     form = {"name": feed.name, "auto": feed.auto, "deploy_after": str(feed.deploy_after)}
-    error = ""
+    error = None
     if request.method == "POST":
         form = _posted(request)
         if feed.name == MAIN_FEED and not form["name"]:
@@ -117,12 +104,12 @@ def feed_edit(request):
         old_name = feed.name
         try:
             if not form["name"]:
-                raise ServiceError("a feed needs a name")
+                raise ServiceError("a feed needs a name", field="name")
             with db.begin_nested():  # a refusal undoes all: a rename may happen before a later field fails
                 feed = feeds_service.update_feed(db, old_name, new_name=form["name"], auto=form["auto"],
                                                  deploy_after=form["deploy_after"], actor=request.identity.username)
         except ServiceError as exc:
-            error = str(exc)
+            error = exc
             request.response.status_int = 400
         else:
             renamed = f" (was '{old_name}')" if feed.name != old_name else ""

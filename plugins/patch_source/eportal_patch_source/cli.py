@@ -165,7 +165,7 @@ def kcare_unroll(env, name, remove):
 def kcare_list(env, feed):
     """Patchsets, oldest first, with their status on FEED."""
     with env.dbsession() as db:
-        rows = [(p.name, p.released, state) for p, state in deploy.status(db, service.get_feed(db, feed))]
+        rows = [(p.name, p.released, state) for p, state in deploy.status(db, service.feed_by_name(db, feed))]
     click.echo(f"{'Patchset':<16}  {'Released':<16}  Status on {feed}")
     for name, released, state in rows:
         click.echo(f"{name:<16}  {released:%Y-%m-%d %H:%M}  {state}")

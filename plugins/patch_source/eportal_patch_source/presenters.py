@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select, true
 
-from eportal_core.api import Feed, FeedPatchset, deploy, plural
+from eportal_core.api import Feed, FeedPatchset, deploy, plural, sentence
 
 from .state import FAILED, PollState
 
@@ -17,11 +17,6 @@ STATUS_TEXT = {
     deploy.NOT_DOWNLOADED: ("not downloaded", "pill-neutral"),
     deploy.BLOCKED: ("blocked upstream", "pill-bad"),
 }
-
-
-def sentence(message: str) -> str:
-    message = message.strip()
-    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "!", "?")) else ".")
 
 
 def when(value: datetime | None) -> str:

@@ -31,6 +31,7 @@ from eportal_core.api import (
     SourceError,
     audit,
     deploy,
+    feed_by_name,
     import_archive,
     make_source,
     new_partial_dir,
@@ -44,7 +45,7 @@ from .polling import PollResult, download_and_import, poll, record_index
 from .state import set_deleted
 
 __all__ = ["Context", "configured", "poll", "PollResult", "record_index", "download_and_import", "deploy_upto",
-           "rollback", "unroll_everywhere", "import_file", "get_latest", "get_feed", "get_patchset", "missing_for"]
+           "rollback", "unroll_everywhere", "import_file", "get_latest", "feed_by_name", "get_patchset", "missing_for"]
 
 #: ``sessions()`` -> a context manager yielding a Session, committed when the block ends
 Sessions = Callable[[], AbstractContextManager]
@@ -83,13 +84,6 @@ def configured(ctx: Context) -> bool:
 
 # --- deploy and roll back ------------------------------------------------------------------------
 
-def get_feed(db, name: str) -> Feed:
-    feed = db.scalar(select(Feed).where(Feed.name == name))
-    if feed is None:
-        raise ServiceError(f"there is no feed named {name[:64]!r}")
-    return feed
-
-
 def get_patchset(db, name: str) -> Patchset:
     patchset = db.scalar(select(Patchset).where(Patchset.name == name))
     if patchset is None:
@@ -121,7 +115,7 @@ def deploy_upto(ctx: Context, feed_name: str, name: str) -> DeployResult:
     """"Deploy this patch, and all before it": download what is missing, then enable_upto. Nothing is
     enabled when a download fails."""
     with ctx.sessions() as db:
-        feed, patchset = get_feed(db, feed_name), get_patchset(db, name)
+        feed, patchset = feed_by_name(db, feed_name), get_patchset(db, name)
         if patchset.status == STATUS_BLOCKED:
             raise ServiceError(f"patchset {name} is blocked upstream and cannot be enabled")
         missing = [p.name for p in missing_for(db, feed, patchset)]
@@ -139,7 +133,7 @@ def deploy_upto(ctx: Context, feed_name: str, name: str) -> DeployResult:
             if download_and_import(ctx, source, entry):
                 downloaded.append(missing_name)
     with ctx.sessions() as db:
-        feed, patchset = get_feed(db, feed_name), get_patchset(db, name)
+        feed, patchset = feed_by_name(db, feed_name), get_patchset(db, name)
         enabled = deploy.enable_upto(db, feed, patchset, pm=ctx.pm, actor=ctx.actor)
         return DeployResult(downloaded, [p.name for p in enabled], feed.name, name)
 
@@ -147,7 +141,7 @@ def deploy_upto(ctx: Context, feed_name: str, name: str) -> DeployResult:
 def rollback(ctx: Context, feed_name: str, name: str) -> list[str]:
     """"Roll back this patch, and all after it" on one feed; the names disabled."""
     with ctx.sessions() as db:
-        feed, patchset = get_feed(db, feed_name), get_patchset(db, name)
+        feed, patchset = feed_by_name(db, feed_name), get_patchset(db, name)
         return [p.name for p in deploy.rollback_from(db, feed, patchset, pm=ctx.pm, actor=ctx.actor)]
 
 
@@ -189,7 +183,7 @@ def import_file(ctx: Context, path, feed_name: str | None = MAIN_FEED) -> tuple[
         raise ServiceError(f"{path} is not a file")
     if feed_name is not None:
         with ctx.sessions() as db:
-            get_feed(db, feed_name)  # before unpacking a gigabyte
+            feed_by_name(db, feed_name)  # before unpacking a gigabyte
     with ctx.sessions() as db:
         patchset = import_archive(db, path, data_dir=ctx.settings["eportal.data_dir"], pm=ctx.pm, actor=ctx.actor)
         set_deleted(db, patchset.name, False)
@@ -199,7 +193,7 @@ def import_file(ctx: Context, path, feed_name: str | None = MAIN_FEED) -> tuple[
     # its own transaction: the import stands (its files are in place) even when enabling is refused
     with ctx.sessions() as db:
         try:
-            enabled = deploy.enable_upto(db, get_feed(db, feed_name), get_patchset(db, name), pm=ctx.pm, actor=ctx.actor)
+            enabled = deploy.enable_upto(db, feed_by_name(db, feed_name), get_patchset(db, name), pm=ctx.pm, actor=ctx.actor)
         except ServiceError as exc:
             raise ServiceError(f"imported {name}, but did not enable it on {feed_name}: {exc}") from None
         return name, [p.name for p in enabled]
@@ -224,7 +218,7 @@ def get_latest(ctx: Context, feed_name: str = MAIN_FEED) -> LatestResult:
     if result.poll.error:
         raise SourceError(result.poll.error)
     with ctx.sessions() as db:
-        feed = get_feed(db, feed_name)
+        feed = feed_by_name(db, feed_name)
         ready = [p for p in deploy.ordered_patchsets(db) if p.downloaded is not None and p.status != STATUS_BLOCKED]
         gaps = deploy.gaps_by_product(db)
         newest = deploy.newest_before_gap(ready, gaps)

@@ -3,9 +3,6 @@ access info form, "Check now" and the changelogs. Views are thin: the rules are 
 ``eportal_core.services.deploy``; network work goes to the background :class:`Runner`."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import transaction
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 from sqlalchemy import select
@@ -20,8 +17,9 @@ from eportal_core.api import (
     SourceError,
     client_ip,
     deploy,
-    get_tm_session,
+    sentence,
     source_types,
+    transaction_session,
 )
 
 from . import access as access_store
@@ -40,13 +38,7 @@ def runner(request) -> Runner:
 def sessions_for(registry):
     """Sessions of their own (not the request's) for work that outlives or runs beside the request."""
     factory = registry["dbsession_factory"]
-
-    @contextmanager
-    def open_session():
-        tm = transaction.TransactionManager(explicit=True)
-        with tm:
-            yield get_tm_session(factory, tm)
-    return open_session
+    return lambda: transaction_session(factory)
 
 
 def context(request) -> service.Context:
@@ -135,7 +127,7 @@ def check_now(request):
 
 def _target(request):
     db = request.dbsession
-    return service.get_feed(db, request.POST.get("feed", MAIN_FEED)), service.get_patchset(db, request.POST.get("patchset", ""))
+    return service.feed_by_name(db, request.POST.get("feed", MAIN_FEED)), service.get_patchset(db, request.POST.get("patchset", ""))
 
 
 @view_config(route_name="patch_source_deploy", request_method="POST", permission=Permission.MANAGE)
@@ -168,7 +160,7 @@ def deploy_view(request):
             else:
                 request.session.flash("Another patch source task is running: try again when it is done.", "error")
     except ServiceError as exc:
-        request.session.flash(presenters.sentence(str(exc)), "error")
+        request.session.flash(sentence(str(exc)), "error")
     return HTTPSeeOther(_list_url(request, feed_name))
 
 
@@ -185,7 +177,7 @@ def rollback_view(request):
         else:
             request.session.flash(f"Nothing to roll back: {patchset.name} is not enabled on {feed.name}.", "info")
     except ServiceError as exc:
-        request.session.flash(presenters.sentence(str(exc)), "error")
+        request.session.flash(sentence(str(exc)), "error")
     return HTTPSeeOther(_list_url(request, feed_name))
 
 
@@ -195,7 +187,7 @@ def _settings_page(request, form: dict, error: str = "", error_field: str = "") 
     info = access_store.load(request.dbsession)
     order = list(TYPE_LABELS)
     types = sorted(source_types(request.registry.pm), key=lambda t: (order.index(t) if t in order else len(order), t))
-    return {"title": "Patch Source settings", "form": form, "error": presenters.sentence(error) if error else "",
+    return {"title": "Patch Source settings", "form": form, "error": sentence(error) if error else "",
             "error_field": error_field, "password_set": bool(info and info.password),
             "types": [{"name": t, "label": TYPE_LABELS.get(t, t)} for t in types],
             "action_url": request.route_url("patch_source_settings"), "back_url": request.route_url("patch_source")}

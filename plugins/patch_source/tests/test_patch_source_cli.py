@@ -70,7 +70,7 @@ def test_the_commands(backend, start_ps_server, upstream, upstream_archives, tmp
     assert ok(server, "--unroll", names[3]) == f"rolled back on main: {names[3]}, {names[4]}\n"
     assert agent_get(server, f"/{K0}/latest.v2", agent) == (200, str(good[2].kernels[K0]).encode())
     assert ok(server, "--unroll", names[3]) == f"{names[3]} was not enabled on main: nothing to roll back\n"
-    assert fails(server, "--unroll", names[1], "--feed", "nope") == "error: there is no feed named 'nope'"
+    assert fails(server, "--unroll", names[1], "--feed", "nope") == "error: feed 'nope' does not exist"
     usage = server.run_cli("kc.eportal", "--feed", "main", check=False)
     assert usage.returncode == 2 and usage.stderr.splitlines()[-1] == "Error: --feed goes with --unroll"
     assert fails(server, "--unroll", "K20990101_01") == "error: there is no patchset named 'K20990101_01'"
@@ -92,7 +92,7 @@ def test_the_commands(backend, start_ps_server, upstream, upstream_archives, tmp
         "error: member 'K20240801_01/../evil.txt' climbs out of its folder with '..'"
     assert fails(server, "kcare", "deploy", str(tmp_path / "missing.tar.bz2")) == \
         f"error: {tmp_path / 'missing.tar.bz2'} is not a file"
-    assert fails(server, "kcare", "deploy", "--feed", "nope", str(later.path)) == "error: there is no feed named 'nope'"
+    assert fails(server, "kcare", "deploy", "--feed", "nope", str(later.path)) == "error: feed 'nope' does not exist"
 
     assert ok(server, "kcare", "unroll", "K20240601_01") == "rolled back on main: K20240601_01\n"
     assert agent_get(server, f"/{K0}/latest.v2", agent) == (200, str(good[4].kernels[K0]).encode())

@@ -261,7 +261,7 @@ def test_import_file_unroll_and_delete(ps_env, upstream, upstream_archives):
     assert enabled == [] and statuses(ps_env)[good[3].name] == "undeployed"
     with pytest.raises(ServiceError, match="already imported"):
         service.import_file(ps_env.ctx, good[0].path)
-    with pytest.raises(ServiceError, match="there is no feed named 'nope'"):
+    with pytest.raises(ServiceError, match="feed 'nope' does not exist"):
         service.import_file(ps_env.ctx, good[4].path, "nope")
     add_feed(ps_env, "beta")
     service.deploy_upto(ps_env.ctx, "beta", good[1].name)

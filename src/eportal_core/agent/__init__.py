@@ -1,7 +1,6 @@
 """Process-wide parts of the agent path: the server directory, the read connection factory and
 the check-in buffer."""
 from ..db import make_engine
-from ..services.key_counts import KeyCountsCache
 from .checkins import CheckinBuffer
 from .directory import AgentDirectory
 from .memory import ServerMemory
@@ -18,15 +17,10 @@ def includeme(config):
     # AgentDirectory.reading); SQLite: a pooled connection each time (in-process, cheap)
     registry["db_read"] = registry["agent_directory"].reading if engine.dialect.name == "postgresql" \
         else engine.connect
-    interval = registry.settings.get("eportal.checkins.flush_seconds") or 1
-    registry["checkins"] = CheckinBuffer(engine, registry.pm, interval=interval)
-    in_memory = registry.settings.get("eportal.agent_directory.in_memory") or "auto"
+    settings = registry.settings  # validated: every key is there, defaults filled in
+    registry["checkins"] = CheckinBuffer(engine, registry.pm, interval=settings["eportal.checkins.flush_seconds"])
+    in_memory = settings["eportal.agent_directory.in_memory"]
     if in_memory == "true" or (in_memory == "auto" and engine.dialect.name == "postgresql"):
         memory = ServerMemory(engine)
         registry["agent_directory"].memory = memory
         registry["checkins"].on_missing = memory.forget
-    # the start page's servers per key (through db_read as it is when counted: tests swap it)
-    registry["key_counts"] = KeyCountsCache(
-        lambda: registry["db_read"](),
-        live_count_under=registry.settings.get("eportal.start_page.live_count_under", 100_000),
-        refresh_seconds=registry.settings.get("eportal.start_page.refresh_seconds") or 30)

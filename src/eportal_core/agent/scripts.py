@@ -7,7 +7,6 @@ for a server that already has the agent.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
 
@@ -15,6 +14,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
+from ..web.clientip import from_trusted_proxy
 from .views import REGISTRATION_URL
 
 #: what a portal URL may look like in a generated script (anything else is refused, not escaped)
@@ -28,8 +28,7 @@ def public_application_url(request) -> str:
     (``eportal.trusted_proxies``), its ``X-Forwarded-Proto``/``-Host``/``-Port`` are applied;
     from anyone else they are ignored."""
     url = request.application_url
-    trusted = request.registry.settings.get("eportal.trusted_proxies") or []
-    if not trusted or not _peer_in(request.remote_addr or "", trusted):
+    if not from_trusted_proxy(request):
         return url
     # the value the nearest proxy (the trusted one) added is the last one
     def last(name):
@@ -46,14 +45,6 @@ def public_application_url(request) -> str:
     if port.isdigit() and not re.search(r":[0-9]+$", host) and port != {"http": "80", "https": "443"}[scheme]:
         host = f"{host}:{port}"
     return f"{scheme}://{host}{request.script_name}"
-
-
-def _peer_in(addr: str, networks) -> bool:
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
 
 
 def _urls(request) -> tuple[str, str] | None:

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
 import click
-import transaction
 from pyramid.paster import get_appsettings, setup_logging
 
-from ..db import get_session_factory, get_tm_session, make_engine
+from ..db import get_session_factory, make_engine, transaction_session
 from ..settings import SettingsError, ensure_data_dir, find_ini, load_settings
 
 
@@ -59,12 +57,9 @@ class CliEnv:
         ensure_data_dir(self.settings)
         return make_engine(self.settings["sqlalchemy.url"])
 
-    @contextmanager
     def dbsession(self):
         """One transaction: committed when the block ends, aborted if it raises."""
-        tm = transaction.TransactionManager(explicit=True)
-        with tm:
-            yield get_tm_session(get_session_factory(self.engine), tm)
+        return transaction_session(get_session_factory(self.engine))
 
 
 def preload_env(argv: list[str]) -> CliEnv:

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, true
 from sqlalchemy.orm import Session
 
 from ..models import MAIN_FEED, Feed, FeedPatchset, Key, Patchset
-from . import ServiceError, audit
+from . import ServiceError, audit, whole_number
 from .deploy import DEPLOY_ORDER
 
 FEED_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -26,27 +26,21 @@ MAX_CHANNEL = 64
 def validate_feed_name(name: str | None) -> str:
     name = (name or "").strip()
     if not FEED_NAME_RE.match(name) or set(name) == {"."}:  # "." and ".." cannot be a URL path segment
-        raise ServiceError(f"invalid feed name {name[:80]!r}: use 1-64 letters, digits, '_', '.' or '-'")
+        raise ServiceError(f"invalid feed name {name[:80]!r}: use 1-64 letters, digits, '_', '.' or '-'",
+                           field="name")
     return name
 
 
 def parse_deploy_after(value) -> int:
     """Hours between a patchset's arrival on this portal and its deployment on an auto feed (0 = at once)."""
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return 0
-    try:
-        hours = int(str(value).strip())
-    except ValueError:
-        raise ServiceError(f"deploy after must be a whole number of hours, not {str(value)[:40]!r}") from None
-    if not 0 <= hours <= MAX_DEPLOY_AFTER:
-        raise ServiceError(f"deploy after must be between 0 (at once) and {MAX_DEPLOY_AFTER} hours")
-    return hours
+    return whole_number(value, name="deploy after", field="deploy_after", high=MAX_DEPLOY_AFTER, zero="at once",
+                        unit="hours")
 
 
 def parse_channel(value) -> str:
     channel = (value or "").strip()
     if len(channel) > MAX_CHANNEL or any(ord(c) < 32 or ord(c) == 127 for c in channel):
-        raise ServiceError(f"channel must be at most {MAX_CHANNEL} printable characters")
+        raise ServiceError(f"channel must be at most {MAX_CHANNEL} printable characters", field="channel")
     return channel
 
 
@@ -54,22 +48,24 @@ def get_feed(db: Session, name: str) -> Feed | None:
     return db.scalar(select(Feed).where(Feed.name == name))
 
 
-def require_feed(db: Session, name: str) -> Feed:
+def feed_by_name(db: Session, name: str) -> Feed:
+    """The feed named ``name``; the one place that refuses a feed that does not exist (every caller:
+    keys, the REST API, the CLI, the patch source)."""
     feed = get_feed(db, name)
     if feed is None:
-        raise ServiceError(f"feed '{(name or '')[:64]}' does not exist")
+        raise ServiceError(f"feed '{(name or '')[:64]}' does not exist", field="feed")
     return feed
 
 
 def main_feed(db: Session) -> Feed:
-    return require_feed(db, MAIN_FEED)
+    return feed_by_name(db, MAIN_FEED)
 
 
 def create_feed(db: Session, name: str, *, auto: bool = False, deploy_after=0, channel: str = "",
                 actor: str = "cli") -> Feed:
     name = validate_feed_name(name)
     if get_feed(db, name) is not None:
-        raise ServiceError(f"feed '{name}' already exists")
+        raise ServiceError(f"feed '{name}' already exists", field="name")
     feed = Feed(name=name, auto=bool(auto), deploy_after=parse_deploy_after(deploy_after),
                 channel=parse_channel(channel))
     db.add(feed)
@@ -81,13 +77,13 @@ def create_feed(db: Session, name: str, *, auto: bool = False, deploy_after=0, c
 def update_feed(db: Session, name: str, *, new_name: str | None = None, auto: bool | None = None,
                 deploy_after=None, channel: str | None = None, actor: str = "cli") -> Feed:
     """Change what is given (``None`` keeps it). ``main`` keeps its name."""
-    feed = require_feed(db, name)
+    feed = feed_by_name(db, name)
     if new_name is not None and new_name.strip() != feed.name:
         if feed.name == MAIN_FEED:
-            raise ServiceError("the main feed cannot be renamed")
+            raise ServiceError("the main feed cannot be renamed", field="name")
         new_name = validate_feed_name(new_name)
         if get_feed(db, new_name) is not None:
-            raise ServiceError(f"feed '{new_name}' already exists")
+            raise ServiceError(f"feed '{new_name}' already exists", field="name")
         feed.name = new_name
     if auto is not None:
         feed.auto = bool(auto)
@@ -113,7 +109,7 @@ def save_feed(db: Session, name: str, *, auto: bool | None = None, deploy_after=
 
 def delete_feed(db: Session, name: str, *, actor: str = "cli") -> int:
     """Delete the feed after moving its keys to ``main``; returns how many keys moved."""
-    feed = require_feed(db, name)
+    feed = feed_by_name(db, name)
     if feed.name == MAIN_FEED:
         raise ServiceError("the main feed cannot be deleted")
     main = main_feed(db)

@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 
 #: "checked in recently" on the start page (the ePortal docs: the past 48 hours)
 CHECKIN_WINDOW = timedelta(hours=48)
-LIVE_COUNT_UNDER = 100_000
-REFRESH_SECONDS = 30
 #: the background refresh stops after this long without a start page view
 IDLE_SECONDS = 600
+
+
+def in_hours(window: timedelta) -> str:
+    """A window as page text counts it: ``48`` (hours)."""
+    return f"{window / timedelta(hours=1):g}"
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,8 @@ class KeyCountsCache:
     refresh thread; a page view counts through its own session.
     """
 
-    def __init__(self, read, *, live_count_under: int = LIVE_COUNT_UNDER, refresh_seconds: float = REFRESH_SECONDS,
-                 window: timedelta = CHECKIN_WINDOW, idle_seconds: float = IDLE_SECONDS):
+    def __init__(self, read, *, live_count_under: int, refresh_seconds: float, window: timedelta = CHECKIN_WINDOW,
+                 idle_seconds: float = IDLE_SECONDS):
         self.read = read
         self.idle_seconds = idle_seconds
         self._last_view = time.monotonic()

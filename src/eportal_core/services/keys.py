@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import MAIN_FEED, Feed, Key, Server
-from . import ServiceError, audit
+from . import ServiceError, audit, whole_number
+from .feeds import feed_by_name
 from .key_counts import KeyCounts, count_by_key
 
 GENERATED_KEY_LENGTH = 16
@@ -27,29 +28,19 @@ def generate_key() -> str:
 
 def validate_key_name(name: str) -> str:
     if not KEY_NAME_RE.match(name or "") or set(name) == {"."}:  # "." and ".." cannot be a URL path segment
-        raise ServiceError(f"invalid key {name!r}: use 1-64 letters, digits, '_', '.' or '-' (or leave it empty for a generated one)")
+        raise ServiceError(f"invalid key {name!r}: use 1-64 letters, digits, '_', '.' or '-' (or leave it empty for a generated one)",
+                           field="key")
     return name
 
 
 def parse_server_limit(value) -> int:
     """0 = unlimited; a negative or non-numeric limit is refused."""
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return 0
-    try:
-        limit = int(str(value).strip())
-    except ValueError:
-        raise ServiceError(f"server limit must be a whole number (0 = unlimited), not {str(value)[:40]!r}") from None
-    if limit < 0 or limit > MAX_SERVER_LIMIT:
-        raise ServiceError(f"server limit must be between 0 (unlimited) and {MAX_SERVER_LIMIT}")
-    return limit
+    return whole_number(value, name="server limit", field="server_limit", high=MAX_SERVER_LIMIT, zero="unlimited")
 
 
-def require_feed(db: Session, name: str | None) -> Feed:
-    name = (name or "").strip() or MAIN_FEED
-    feed = db.scalar(select(Feed).where(Feed.name == name))
-    if feed is None:
-        raise ServiceError(f"feed '{name[:64]}' does not exist")
-    return feed
+def key_feed(db: Session, name: str | None) -> Feed:
+    """The feed a key is given: ``name``, or ``main`` when empty."""
+    return feed_by_name(db, (name or "").strip() or MAIN_FEED)
 
 
 def get_key(db: Session, name: str) -> Key | None:
@@ -59,7 +50,7 @@ def get_key(db: Session, name: str) -> Key | None:
 def require_key(db: Session, name: str) -> Key:
     key = get_key(db, name)
     if key is None:
-        raise ServiceError(f"key '{name[:64]}' does not exist")
+        raise ServiceError(f"key '{name[:64]}' does not exist", field="key")
     return key
 
 
@@ -69,13 +60,13 @@ def create_key(db: Session, name: str | None = None, *, note: str = "", server_l
     if name:
         validate_key_name(name)
         if get_key(db, name) is not None:
-            raise ServiceError(f"key '{name}' already exists")
+            raise ServiceError(f"key '{name}' already exists", field="key")
     else:
         name = generate_key()
         while get_key(db, name) is not None:  # a collision is astronomically unlikely, but cheap to rule out
             name = generate_key()
     note = _check_note(note)
-    key = Key(key=name, note=note, server_limit=parse_server_limit(server_limit), feed=require_feed(db, feed))
+    key = Key(key=name, note=note, server_limit=parse_server_limit(server_limit), feed=key_feed(db, feed))
     db.add(key)
     db.flush()
     audit.record(db, actor, "key.add", name, f"limit={key.server_limit} feed={key.feed.name}")
@@ -88,14 +79,14 @@ def update_key(db: Session, name: str, *, new_name: str | None = None, note: str
     if new_name is not None and new_name.strip() and new_name.strip() != key.key:
         new_name = validate_key_name(new_name.strip())
         if get_key(db, new_name) is not None:
-            raise ServiceError(f"key '{new_name}' already exists")
+            raise ServiceError(f"key '{new_name}' already exists", field="key")
         key.key = new_name
     if note is not None:
         key.note = _check_note(note)
     if server_limit is not None:
         key.server_limit = parse_server_limit(server_limit)
     if feed is not None:
-        key.feed = require_feed(db, feed)
+        key.feed = key_feed(db, feed)
     db.flush()
     audit.record(db, actor, "key.edit", key.key, f"limit={key.server_limit} feed={key.feed.name}")
     return key
@@ -115,7 +106,7 @@ def delete_key(db: Session, name: str, *, actor: str = "cli", pm=None, request=N
 def _check_note(note: str | None) -> str:
     note = (note or "").strip()
     if len(note) > MAX_NOTE:
-        raise ServiceError(f"description is too long: at most {MAX_NOTE} characters")
+        raise ServiceError(f"description is too long: at most {MAX_NOTE} characters", field="note")
     return note
 
 

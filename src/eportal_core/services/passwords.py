@@ -40,15 +40,15 @@ def needs_rehash(password_hash: str) -> bool:
 def check_policy(username: str, password: str, min_length: int) -> None:
     """Raise ServiceError (one line, says how to fix it) unless ``password`` is acceptable."""
     if len(password) < min_length:
-        raise ServiceError(f"password is too short: use at least {min_length} characters")
+        raise ServiceError(f"password is too short: use at least {min_length} characters", field="password")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise ServiceError(f"password is too long: use at most {MAX_PASSWORD_LENGTH} characters")
+        raise ServiceError(f"password is too long: use at most {MAX_PASSWORD_LENGTH} characters", field="password")
     if password.lower() == username.lower():
-        raise ServiceError("password must not be the user name")
+        raise ServiceError("password must not be the user name", field="password")
     if len(set(password)) < 4:
-        raise ServiceError("password is too simple: use at least 4 different characters")
+        raise ServiceError("password is too simple: use at least 4 different characters", field="password")
     if any(ch in password for ch in "\x00\r\n"):
-        raise ServiceError("password must not contain NUL or line breaks")
+        raise ServiceError("password must not contain NUL or line breaks", field="password")
 
 
 def generate_password(length: int = 20) -> str:

@@ -3,21 +3,20 @@ used by the console, the REST API, the CLI and the monitoring endpoints."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, and_, delete, false, func, literal, or_, select
+from sqlalchemy import and_, delete, false, func, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import UnaryExpression
-from sqlalchemy.sql.operators import custom_op
 
 from ..agent import memory as server_memory
-from ..models import Feed, Key, Server, ServerTag, utcnow
-from . import ServiceError, audit
+from ..models import Feed, Key, Server, utcnow
+from . import ServiceError, audit, server_queries
 from .events import notify
 from .levels import latest_level_subquery, latest_levels, patch_status
-from .tags import apply_tags, tag_condition, tag_rows, tag_text_condition
+from .server_queries import like_conditions
+from .tags import apply_tags
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 MAX_LIMIT = 10000
@@ -28,12 +27,6 @@ SORTS = {
     "ip": Server.ip, "euname": Server.euname, "updated": Server.updated, "id": Server.id,
 }
 NO_KEY = "(none)"
-#: a tag or feed of at least this many servers is "common": SQLite then reads a page in its sort order
-#: (or through another filter's index) and checks the tag or feed per server, instead of collecting
-#: and sorting every server that has it (see tag_condition and ServerFilter.conditions)
-COMMON_ROWS = 5000
-#: filters that SQLite reads through an index of their own (see ServerFilter.conditions)
-OWN_INDEX = ("hostname", "ip", "kernel", "server_id")
 #: a feed's key ids are sent as a list up to this many keys, as a subquery past it
 MAX_LISTED_KEYS = 500
 #: the age filters and the time each one is about
@@ -53,10 +46,17 @@ class Age:
             return None
         m = AGE_RE.match(str(text).strip())
         if not m:
-            raise ServiceError(f"{name} must be a number of days (or hours with 'h', e.g. 12h); negative means 'within'")
+            raise ServiceError(f"{name} must be a number of days (or hours with 'h', e.g. 12h); negative means 'within'",
+                               field=name)
         sign, number, hours = m.groups()
         span = timedelta(hours=int(number)) if hours else timedelta(days=int(number))
         return cls(span, within=bool(sign))
+
+    def __str__(self) -> str:
+        """The filter text that parses back to this age (``-2``, ``36h``): for links to a filtered list."""
+        hours = int(self.span / timedelta(hours=1))
+        number = f"{hours // 24}" if hours % 24 == 0 else f"{hours}h"
+        return ("-" if self.within else "") + number
 
     def condition(self, column, now: datetime):
         cutoff = now - self.span
@@ -125,13 +125,13 @@ class ServerFilter:
                 return None
             value = str(value).strip()
             if len(value) > maxlen:
-                raise ServiceError(f"{name} is too long (at most {maxlen} characters)")
+                raise ServiceError(f"{name} is too long (at most {maxlen} characters)", field=name)
             return value
         is_updated = text("is_updated")
         if is_updated is not None:
             lowered = is_updated.lower()
             if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ServiceError("is_updated must be true or false")
+                raise ServiceError("is_updated must be true or false", field="is_updated")
             is_updated = lowered in ("true", "1", "yes")
         return cls(
             key=text("key", 64), feed=text("feed", 64), hostname=text("hostname"), ip=text("ip", 45),
@@ -155,43 +155,28 @@ class ServerFilter:
             feed_ids = db.scalars(feed_keys.order_by(Key.id).limit(MAX_LISTED_KEYS + 1)).all()
         return KeyScope(self.key, key_id, self.feed, feed_ids, feed_keys)
 
+    def ages(self) -> list[tuple[Any, Age]]:
+        """(column, age) of each age filter given."""
+        return [(column, getattr(self, name)) for name, column in AGE_COLUMNS.items() if getattr(self, name) is not None]
+
     def conditions(self, db: Session, now: datetime | None = None, *, counting: bool = False) -> list:
-        """SQL conditions; ``counting``: for a count, not a page (no sort order to read along)."""
+        """SQL conditions; ``counting``: for a count, not a page. How each is put to the database
+        (index hints, prefix ranges) is server_queries' business, not the filter's."""
         now = now or utcnow()
         cond = list(self.extra)
-        sqlite = db.get_bind().dialect.name == "sqlite"
-        keyed = self.key is not None or self.feed is not None
-        own_index = any(getattr(self, name) is not None for name in OWN_INDEX)
-        # SQLite plans without statistics and needs telling which index to read. A count with no
-        # filter of an index of its own reads the key's (or the feed's keys') index, and checks the
-        # other filters (check-in age, tag) from that index's entries, not from the table
-        # (is_updated and plugins' extra conditions: planned as before)
-        by_key = counting and keyed and not own_index and self.is_updated is None and not self.extra
+        shape = server_queries.Shaping(db, self, counting=counting)
         scope = self.key_scope(db)
-        # a feed usually holds most of the fleet: tell SQLite that, so it reads another filter's
-        # index or the sort order instead of the feed's keys (1M servers, feed + hostname: 1.5 s -> 1
-        # ms; a page of the feed: 175 -> 1 ms). A key, only when another filter has an index (the
-        # key's own index reads a page in its order): 1M servers, key + hostname web-01%: 190 -> 2 ms
-        for condition, hint in ((scope.key_condition(Server.key_id), own_index),
-                                (scope.feed_condition(Server.key_id), True)):
-            if condition is None:
-                continue
-            if sqlite and hint and not by_key and _at_least(db, COMMON_ROWS, Server.__table__, condition):
-                condition = func.likely(condition, type_=Boolean)
-            cond.append(condition)
+        key, feed = scope.key_condition(Server.key_id), scope.feed_condition(Server.key_id)
+        if key is not None:
+            cond.append(shape.key(key))
+        if feed is not None:
+            cond.append(shape.feed(feed))
         for name, column in (("hostname", Server.hostname), ("ip", Server.ip)):
             value = getattr(self, name)
             if value is not None:
                 cond.extend(like_conditions(db, column, value) if "%" in value else [column == value])
         if self.tag is not None:
-            if sqlite and by_key:
-                # from the tag text in ix_servers_key_id_checkin_tags, not a probe of server_tags per
-                # server (1M servers, feed main + env:prod + checked in within 2 days: 1.2 s -> 20 ms)
-                cond.append(tag_text_condition(self.tag))
-            else:
-                # PostgreSQL plans both forms alike from its statistics; SQLite has none and needs telling
-                common = sqlite and _at_least(db, COMMON_ROWS, ServerTag.__table__, *tag_rows(self.tag))
-                cond.append(tag_condition(self.tag, correlated=common))
+            cond.append(shape.tag(self.tag))
         if self.kernel is not None:
             if "%" in self.kernel:
                 cond.extend(like_conditions(db, Server.euname, self.kernel))
@@ -199,15 +184,8 @@ class ServerFilter:
                 cond.append(or_(Server.euname == self.kernel, Server.kernel_id == self.kernel.lower()))
         if self.server_id is not None:
             cond.append(Server.server_id == self.server_id)
-        for name, column in AGE_COLUMNS.items():
-            age = getattr(self, name)
-            if age is not None:
-                if sqlite and by_key and not age.within:
-                    # "older than, or never": SQLite answers the OR from the column's own index, one
-                    # table row per match for the key (feed main, not in 2 days: 2 s); unary + keeps
-                    # it to the key's index, which holds the check-in (~50 ms)
-                    column = UnaryExpression(column.expression, operator=custom_op("+"), type_=column.type)
-                cond.append(age.condition(column, now))
+        for column, age in self.ages():
+            cond.append(age.condition(shape.age_column(column, age), now))
         if self.is_updated is not None:
             # explicit: nested two levels down, auto-correlation would not reach the outer servers row
             feed_of_server = select(Key.feed_id).where(Key.id == Server.key_id).correlate(Server).scalar_subquery()
@@ -215,23 +193,6 @@ class ServerFilter:
             updated = and_(latest.is_not(None), Server.patch_level.is_not(None), Server.patch_level >= latest)
             cond.append(updated if self.is_updated else ~updated)
         return cond
-
-
-def _at_least(db: Session, n: int, table, *conditions) -> bool:
-    """At least ``n`` rows of ``table`` match (reads at most ``n`` index entries)."""
-    sample = select(literal(1)).select_from(table).where(*conditions).limit(n).subquery()
-    return (db.scalar(select(func.count()).select_from(sample)) or 0) >= n
-
-
-def like_conditions(db: Session, column, pattern: str) -> list:
-    """``column LIKE pattern``; on SQLite also a range on the literal prefix (``web-%`` -> ``>= 'web-'
-    AND < 'web.'``) so the column's index is used: SQLite's LIKE is case-insensitive and cannot use it
-    alone. The range makes the prefix case-sensitive there, as LIKE is on PostgreSQL anyway."""
-    conditions = [column.like(pattern, escape="\\")]
-    prefix = re.split(r"[%_]", pattern, maxsplit=1)[0]
-    if prefix and "\\" not in prefix and ord(prefix[-1]) < 0x10FFFF and db.get_bind().dialect.name == "sqlite":
-        conditions += [column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
-    return conditions
 
 
 @dataclass
@@ -250,50 +211,19 @@ def parse_paging(params, default_limit: int = 10) -> tuple[int, int]:
         try:
             value = int(str(raw).strip())
         except ValueError:
-            raise ServiceError(f"{name} must be a whole number") from None
+            raise ServiceError(f"{name} must be a whole number", field=name) from None
         if not low <= value <= high:
-            raise ServiceError(f"{name} must be between {low} and {high}")
+            raise ServiceError(f"{name} must be between {low} and {high}", field=name)
         return value
     return number("limit", default_limit, 1, MAX_LIMIT), number("offset", 0, 0, 10**9)
 
 
 def count_servers(db: Session, flt: ServerFilter) -> int:
-    """How many servers the filter selects (a page's total); the query shape depends on the filters
-    and the database, the answer does not."""
-    keyed = flt.key is not None or flt.feed is not None
-    if flt.tag is not None and all(getattr(flt, f.name) in (None, []) for f in fields(flt)
-                                   if f.name not in ("tag", "key", "feed")):
-        # a tag alone or within a key or feed: server_tags' own index answers (its rows carry the
-        # server's key), without a probe per tagged server (1M servers, a tag on 350k: 0.6 s on SQLite,
-        # 0.3 s on PostgreSQL otherwise; within a feed of 850k, 15-30 ms). Tag rows go with their
-        # server (ON DELETE CASCADE), and with a value there is one row per server, so rows are servers.
-        rows = tag_rows(flt.tag)
-        one_per_server = len(rows) == 2
-        # a name alone within a key or feed: SQLite counts distinct servers slowly (a temporary B-tree
-        # of every match); the tag text of its key index is quicker (conditions, below)
-        if one_per_server or not keyed or db.get_bind().dialect.name != "sqlite":
-            counted = func.count() if one_per_server else func.count(ServerTag.server_pk.distinct())
-            return db.scalar(select(counted).select_from(ServerTag)
-                             .where(*rows, *flt.key_scope(db).conditions(ServerTag.key_id))) or 0
-    if flt.tag is not None and keyed and db.get_bind().dialect.name == "postgresql":
-        # the key's (or feed's) servers that pass the other filters, in id order, then the tag:
-        # PostgreSQL merges them with the tag's rows, which its index holds in server order, instead
-        # of hashing every row of the tag first (1M servers, feed main + env:prod + checked in within
-        # 2 days: 150 -> 80 ms). The sort is spent either way, so it still picks a hash join or a
-        # loop when they are cheaper.
-        others = replace(flt, tag=None).conditions(db, counting=True)
-        servers = select(Server.id).where(*others).order_by(Server.id).subquery()
-        return db.scalar(select(func.count()).select_from(servers)
-                         .where(servers.c.id.in_(select(ServerTag.server_pk).where(*tag_rows(flt.tag))))) or 0
-    alone = [f.name for f in fields(flt) if getattr(flt, f.name) not in (None, [])]
-    if len(alone) == 1 and alone[0] in AGE_COLUMNS and not getattr(flt, alone[0]).within:
-        # "older than N, or never" is most of a fleet: all servers minus those within N, each from
-        # an index, in one statement (one snapshot). 1M servers, not checked in for 2 days (800k):
-        # SQLite 135-170 -> ~25 ms (it read 800k index entries through a MULTI-INDEX OR)
-        within = replace(getattr(flt, alone[0]), within=True).condition(AGE_COLUMNS[alone[0]], utcnow())
-        everyone = select(func.count()).select_from(Server).scalar_subquery()
-        recent = select(func.count()).select_from(Server).where(within).scalar_subquery()
-        return db.scalar(select(everyone - recent)) or 0
+    """How many servers the filter selects (a page's total). server_queries counts some filters by a
+    quicker shape for the database at hand; the answer is the same."""
+    quick = server_queries.quick_count(db, flt)
+    if quick is not None:
+        return quick
     return db.scalar(select(func.count()).select_from(Server).where(*flt.conditions(db, counting=True))) or 0
 
 

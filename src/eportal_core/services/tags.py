@@ -15,7 +15,7 @@ def parse_tags(text: str | None) -> list[tuple[str, str]]:
     if text is None:
         return []
     if len(text) > MAX_TOTAL:
-        raise ServiceError(f"tags are too long: at most {MAX_TOTAL} characters in all")
+        raise ServiceError(f"tags are too long: at most {MAX_TOTAL} characters in all", field="tags")
     tags: list[tuple[str, str]] = []
     for part in text.split(";"):
         part = part.strip()
@@ -24,15 +24,15 @@ def parse_tags(text: str | None) -> list[tuple[str, str]]:
         name, _, value = part.partition(":")
         name, value = name.strip(), value.strip()
         if not name:
-            raise ServiceError(f"tag {part[:40]!r} has no name: write name or name:value")
+            raise ServiceError(f"tag {part[:40]!r} has no name: write name or name:value", field="tags")
         if len(name) > MAX_NAME or len(value) > MAX_VALUE:
-            raise ServiceError(f"tag {part[:40]!r} is too long (name ≤ {MAX_NAME}, value ≤ {MAX_VALUE} characters)")
+            raise ServiceError(f"tag {part[:40]!r} is too long (name ≤ {MAX_NAME}, value ≤ {MAX_VALUE} characters)", field="tags")
         if any(ord(c) < 32 or ord(c) == 127 for c in part):
-            raise ServiceError("tags must not contain control characters")
+            raise ServiceError("tags must not contain control characters", field="tags")
         if (name, value) not in tags:
             tags.append((name, value))
     if len(tags) > MAX_TAGS:
-        raise ServiceError(f"too many tags: at most {MAX_TAGS}")
+        raise ServiceError(f"too many tags: at most {MAX_TAGS}", field="tags")
     return tags
 
 

@@ -26,9 +26,9 @@ def create_token(db: Session, user: User, name: str, *, expires_days: int | None
     """Return ``(token, row)``; the token text exists only in this return value."""
     name = (name or "").strip()
     if not name or len(name) > MAX_NAME:
-        raise ServiceError(f"give the token a name of 1 to {MAX_NAME} characters")
+        raise ServiceError(f"give the token a name of 1 to {MAX_NAME} characters", field="name")
     if expires_days is not None and not 1 <= expires_days <= 3650:
-        raise ServiceError("expiry must be between 1 and 3650 days (or empty for none)")
+        raise ServiceError("expiry must be between 1 and 3650 days (or empty for none)", field="expires_days")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, name=name, digest=digest(token), prefix=token[:12],
                    expires=utcnow() + timedelta(days=expires_days) if expires_days else None)

@@ -17,7 +17,8 @@ DEFAULT_MIN_LENGTH = 10
 def validate_username(username: str) -> str:
     if not USERNAME_RE.match(username or ""):
         raise ServiceError(
-            f"invalid user name {username!r}: use 1-128 letters, digits, '_', '.', '@' or '-', starting with a letter or digit")
+            f"invalid user name {username!r}: use 1-128 letters, digits, '_', '.', '@' or '-', starting with a letter or digit",
+            field="username")
     return username
 
 
@@ -32,7 +33,7 @@ def get_user(dbsession: Session, username: str) -> User | None:
 def require_user(dbsession: Session, username: str) -> User:
     user = get_user(dbsession, username)
     if user is None:
-        raise ServiceError(f"user '{username}' does not exist")
+        raise ServiceError(f"user '{username}' does not exist", field="username")
     return user
 
 
@@ -44,7 +45,7 @@ def add_user(dbsession: Session, username: str, password: str, *, readonly: bool
              min_length: int = DEFAULT_MIN_LENGTH, actor: str = "cli", description: str = "") -> User:
     validate_username(username)
     if get_user(dbsession, username) is not None:
-        raise ServiceError(f"user '{username}' already exists")
+        raise ServiceError(f"user '{username}' already exists", field="username")
     check_policy(username, password, min_length)
     user = User(username=username, password_hash=hash_password(password), readonly=readonly,
                 source="local", description=description)

@@ -7,6 +7,7 @@ from pyramid.view import view_config
 
 from ..permissions import Permission
 from ..services import ServiceError
+from ..services import feeds as feeds_service
 from ..services import keys as keys_service
 from ..services.users import list_users as all_users
 from ..web.rest import ApiError, actor, api_guard, api_params, json_response, text_param
@@ -38,7 +39,7 @@ def save_key(request):
     feed = params.get("feed")
     if feed is not None and feed.strip():
         try:
-            keys_service.require_feed(db, feed)
+            feeds_service.feed_by_name(db, feed.strip())
         except ServiceError as exc:
             raise ApiError("unknown-feed", str(exc)) from None
     feed = feed if feed is not None and feed.strip() else None

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pyramid.view import view_config
-from sqlalchemy import select
 
-from ..models import Feed, Server
+from ..models import Server
 from ..permissions import Permission
 from ..services import ServiceError, agents
-from ..services.keys import get_key
+from ..services.feeds import feed_by_name
+from ..services.keys import require_key
 from ..services.servers import (
     NO_KEY,
     Age,
@@ -33,10 +33,13 @@ MAX_DELETE_AGE = 100000
 def _filter(request, params) -> ServerFilter:
     flt = ServerFilter.from_params(params)
     # naming a key or feed that does not exist is a typo, not an empty fleet
-    if flt.key is not None and flt.key != NO_KEY and get_key(request.dbsession, flt.key) is None:
-        raise ApiError("unknown-key", f"key '{flt.key}' does not exist")
-    if flt.feed is not None and request.dbsession.scalar(select(Feed.id).where(Feed.name == flt.feed)) is None:
-        raise ApiError("unknown-feed", f"feed '{flt.feed}' does not exist")
+    try:
+        if flt.key is not None and flt.key != NO_KEY:
+            require_key(request.dbsession, flt.key)
+        if flt.feed is not None:
+            feed_by_name(request.dbsession, flt.feed)
+    except ServiceError as exc:
+        raise ApiError(f"unknown-{exc.field}", str(exc)) from None
     return flt
 
 

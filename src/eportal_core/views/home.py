@@ -5,8 +5,10 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
 from ..services import keys as keys_service
-from ..services.servers import NO_KEY
+from ..services.key_counts import CHECKIN_WINDOW, KeyCountsCache, in_hours
+from ..services.servers import NO_KEY, Age
 from ..web.ui import plural
+from .keys import delete_confirm
 
 
 @view_config(route_name="admin_root", request_method="GET")
@@ -33,7 +35,11 @@ def home(request):
     def key_url(name: str, action: str) -> str:
         return f"{key_base}{quote(name, safe='')}/{action}"
 
-    recent = {"checkin_age": "-2"}   # within 2 days = the 48 hours of the summary
+    # the window the counts were taken with: the tiles' words and the links to the servers they count
+    window = cache.window
+    recent = {"checkin_age": str(Age(window, within=True))}
+    silent = {"checkin_age": str(Age(window, within=False))}
+    hours = in_hours(window)
     feeds = [{"name": f.name, "key_count": f"{f.keys:,}", "servers": f"{f.servers:,}", "checked_in": f"{f.checked_in:,}",
               "share": _share(f.checked_in, f.servers), "servers_url": servers_link(feed=f.name),
               "checked_in_url": servers_link(feed=f.name, **recent)} for f in inv.feeds]
@@ -42,19 +48,20 @@ def home(request):
              "servers": f"{r.servers:,}", "full": bool(r.key.server_limit) and r.servers >= r.key.server_limit,
              "servers_url": servers_link(key=r.key.key),
              "edit_url": key_url(r.key.key, "edit"), "delete_url": key_url(r.key.key, "delete"),
-             "confirm": f"Remove key {r.key.key} and its {r.servers:,} server{'' if r.servers == 1 else 's'}?"}
+             "confirm": delete_confirm(r.key.key, r.servers)}
             for r in inv.keys]
     return {
         "title": "Keys",
         "summary": [
             {"label": "Servers", "value": f"{inv.total:,}", "note": "registered in all", "url": servers_url},
-            {"label": "Checked in · 48 h", "value": f"{inv.checked_in:,}",
+            {"label": f"Checked in · {hours} h", "value": f"{inv.checked_in:,}",
              "note": f"{_share(inv.checked_in, inv.total)} of all servers", "url": servers_link(**recent)},
-            {"label": "Silent · 48 h", "value": f"{inv.total - inv.checked_in:,}",
-             "note": "no check-in in the past 48 hours", "url": servers_link(checkin_age="2")},
+            {"label": f"Silent · {hours} h", "value": f"{inv.total - inv.checked_in:,}",
+             "note": f"no check-in in the past {hours} hours", "url": servers_link(**silent)},
             {"label": "Keys", "value": f"{len(inv.keys):,}", "note": "in " + plural(len([f for f in inv.feeds if f.keys]), "feed"),
              "url": None},
         ],
+        "window_hours": hours,
         "total": f"{inv.total:,}", "checked_in": f"{inv.checked_in:,}", "share": _share(inv.checked_in, inv.total),
         "keys_count": f"{len(inv.keys):,}",
         "feeds": feeds,
@@ -73,3 +80,10 @@ def home(request):
 def includeme(config):
     config.add_route("admin_root", "/admin")
     config.add_route("home", "/admin/")
+    registry, settings = config.registry, config.registry.settings
+    # the start page's servers per key, counted in this process; the background refresh reads
+    # through registry["db_read"] as it is at that moment (tests swap it for their connection)
+    registry["key_counts"] = KeyCountsCache(
+        lambda: registry["db_read"](), window=CHECKIN_WINDOW,
+        live_count_under=settings["eportal.start_page.live_count_under"],
+        refresh_seconds=settings["eportal.start_page.refresh_seconds"])

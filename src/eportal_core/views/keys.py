@@ -11,25 +11,15 @@ from ..models import MAIN_FEED
 from ..permissions import Permission
 from ..services import ServiceError
 from ..services import keys as keys_service
-from ..web.ui import plural
+from ..web.ui import plural, sentence
 
 FIELDS = ("key", "note", "server_limit", "feed")
 NEXT_ACTIONS = ("save", "add_another", "continue")
 
 
-def sentence(message: str) -> str:
-    message = message.strip()
-    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "!", "?")) else ".")
-
-
-def error_field(message: str) -> str:
-    """The form field a service error is about, so the form can mark it."""
-    lowered = message.lower()
-    for field, words in (("server_limit", ("server limit",)), ("feed", ("feed",)), ("note", ("description",)),
-                         ("key", ("key",))):
-        if any(word in lowered for word in words):
-            return field
-    return ""
+def delete_confirm(name: str, servers: int) -> str:
+    """What removing a key asks first (its page and the start page's key list)."""
+    return f"Remove key {name} and its {plural(servers, 'server')}?"
 
 
 def _posted(request) -> dict:
@@ -45,20 +35,21 @@ def _after_save(request, name: str):
     return HTTPSeeOther(request.route_url("home"))
 
 
-def _page(request, *, form: dict, error: str, key=None, servers: int = 0) -> dict:
+def _page(request, *, form: dict, error: ServiceError | None = None, key=None, servers: int = 0) -> dict:
     return {
         "title": f"Edit key {key.key}" if key else "Create key",
         "editing": key is not None,
         "current": key.key if key else "",
         "form": form,
-        "error": sentence(error) if error else "",
-        "error_field": error_field(error) if error else "",
+        "error": sentence(str(error)) if error else "",
+        # the form field the refusal is about, so the form can mark it
+        "error_field": error.field if error else "",
         "feeds": keys_service.feed_names(request.dbsession),
         "action_url": request.route_url("key_edit", key=key.key) if key else request.route_url("key_add"),
         "servers": plural(servers, "server"),
         "servers_url": request.route_url("kcserver_list", _query={"key": key.key}) if key else "",
         "delete_url": request.route_url("key_delete", key=key.key) if key else "",
-        "confirm": (f"Remove key {key.key} and its {servers:,} server{'' if servers == 1 else 's'}?" if key else ""),
+        "confirm": delete_confirm(key.key, servers) if key else "",
         "created": key.created.strftime("%Y-%m-%d %H:%M UTC") if key and key.created else "",
     }
 
@@ -67,7 +58,7 @@ def _page(request, *, form: dict, error: str, key=None, servers: int = 0) -> dic
              permission=Permission.MANAGE)
 def key_add(request):
     form = {"key": "", "note": "", "server_limit": "0", "feed": MAIN_FEED}
-    error = ""
+    error = None
     if request.method == "POST":
         form = _posted(request)
         try:
@@ -75,7 +66,7 @@ def key_add(request):
                                           server_limit=form["server_limit"], feed=form["feed"],
                                           actor=request.identity.username)
         except ServiceError as exc:
-            error = str(exc)
+            error = exc
             request.response.status_int = 400
         else:
             request.session.flash(f"Key '{key.key}' created.", "ok")
@@ -91,19 +82,19 @@ def key_edit(request):
     if key is None:
         raise HTTPNotFound()
     form = {"key": key.key, "note": key.note, "server_limit": str(key.server_limit), "feed": key.feed.name}
-    error = ""
+    error = None
     if request.method == "POST":
         form = _posted(request)
         old_name = key.key
         try:
             if not form["key"]:
-                raise ServiceError("a key cannot be empty when editing: keep its name or type a new one")
+                raise ServiceError("a key cannot be empty when editing: keep its name or type a new one", field="key")
             with db.begin_nested():  # a refusal undoes all: update_key may rename before a later field fails
                 key = keys_service.update_key(db, old_name, new_name=form["key"], note=form["note"],
                                               server_limit=form["server_limit"], feed=form["feed"],
                                               actor=request.identity.username)
         except ServiceError as exc:
-            error = str(exc)
+            error = exc
             request.response.status_int = 400
         else:
             renamed = f" (was '{old_name}')" if key.key != old_name else ""
@@ -121,7 +112,7 @@ def key_delete(request):
     except ServiceError as exc:
         request.session.flash(sentence(str(exc)), "error")
     else:
-        request.session.flash(f"Key '{name}' removed, with its {removed:,} server{'' if removed == 1 else 's'}.", "ok")
+        request.session.flash(f"Key '{name}' removed, with its {plural(removed, 'server')}.", "ok")
     return HTTPSeeOther(request.route_url("home"))
 
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 import ipaddress
 
 
+def from_trusted_proxy(request) -> bool:
+    """The peer is one of ``eportal.trusted_proxies``: only then are its X-Forwarded-* headers believed
+    (the client IP here, the public URL in the agent scripts)."""
+    trusted = request.registry.settings["eportal.trusted_proxies"]
+    return bool(trusted) and _in(request.remote_addr or "", trusted)
+
+
 def client_ip(request) -> str:
     peer = request.remote_addr or ""
-    trusted = request.registry.settings.get("eportal.trusted_proxies") or []
-    if not trusted or not _in(peer, trusted):
+    if not from_trusted_proxy(request):
         return peer
+    trusted = request.registry.settings["eportal.trusted_proxies"]
     forwarded = request.headers.get("X-Forwarded-For")
     if forwarded:
         # walk from the right: the first hop that is not a trusted proxy is the client

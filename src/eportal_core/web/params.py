@@ -35,7 +35,8 @@ def _unquote(raw: bytes) -> str:
 
 
 def read_params(request, *, max_body: int, example: str) -> tuple[list[tuple[str, str]], dict | list | None]:
-    """``(query pairs, body)``: body is the JSON object (a dict), the form's pairs (a list) or None.
+    """``(query pairs, body)``: body is the JSON object (a dict), the form's pairs (a list) or None
+    (no body: an empty one, or the JSON literal ``null``; the query string then has the parameters).
 
     Raises ParamError: 400 bad-encoding / bad-json / bad-param, 413 too-large, 415 for other body
     types. ``example`` shows the expected JSON object in the not-an-object message.
@@ -62,6 +63,9 @@ def read_params(request, *, max_body: int, example: str) -> tuple[list[tuple[str
             raise ParamError("bad-encoding", "the JSON body is not valid UTF-8") from None
         except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
             raise ParamError("bad-json", f"the body is not valid JSON: {str(exc)[:80]}") from None
+        if data is None:
+            # "no body": axios sends the literal null for post(url, null, {params}); the query has the parameters
+            return query, None
         if not isinstance(data, dict):
             raise ParamError("bad-json", f"the JSON body must be an object like {example}")
         return query, data

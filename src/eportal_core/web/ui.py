@@ -34,6 +34,12 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+def sentence(message: str) -> str:
+    """A service's one-line message as page text: ``feed 'x' does not exist`` -> ``Feed 'x' does not exist.``"""
+    message = message.strip()
+    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "!", "?")) else ".")
+
+
 def navigation(request) -> list[dict]:
     """The bar's entries the user may open, sorted by (order, title).
 
