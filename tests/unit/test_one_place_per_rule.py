@@ -191,7 +191,7 @@ def test_field_specific_refusals_carry_the_field(call, field):
 
 
 def test_a_source_error_is_a_service_error_with_a_field():
-    from eportal_patch_source.sources import SourceError
+    from eportal_core.sources import SourceError
     exc = SourceError("bad url", field="url", transient=True)
     assert isinstance(exc, ServiceError) and exc.field == "url" and exc.transient
     assert ServiceError("no field").field == ""
