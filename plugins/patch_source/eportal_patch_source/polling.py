@@ -10,7 +10,7 @@ never undoes the others.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -34,7 +34,7 @@ from eportal_core.api import (
 )
 
 from . import access as access_store
-from .state import FAILED, REFUSED, PollState, load_deleted, load_state, now_text, poll_lock, save_state
+from .state import FAILED, REFUSED, PollOutcome, PollState, load_deleted, load_state, now_text, poll_lock, save_state
 
 if TYPE_CHECKING:
     from .service import Context
@@ -42,21 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 @dataclass
-class PollResult:
-    configured: bool = True
-    error: str | None = None
-    new: list[str] = field(default_factory=list)
-    downloaded: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
-    unblocked: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    #: name -> error, for the patchsets that failed this time
-    failures: dict[str, str] = field(default_factory=dict)
-    listed: int = 0
+class PollResult(PollOutcome):
+    """One poll's result; ``failures`` maps a patchset to this run's error."""
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None and not self.failures
+    configured: bool = True
 
     def summary(self) -> str:
         if not self.configured:

@@ -20,10 +20,9 @@ REFUSED, FAILED = "refused", "failed"
 
 
 @dataclass
-class PollState:
-    started: str | None = None
-    finished: str | None = None
-    trigger: str = ""
+class PollOutcome:
+    """What a poll found: the fields one run's result (polling.PollResult) and the stored state share."""
+
     #: why the whole poll failed (the index could not be read), None when it did not
     error: str | None = None
     new: list[str] = field(default_factory=list)
@@ -32,14 +31,24 @@ class PollState:
     unblocked: list[str] = field(default_factory=list)
     #: index entries that were skipped, one line each
     problems: list[str] = field(default_factory=list)
-    #: patchset name -> {"error", "kind", "sha256", "at"}; kept until that patchset succeeds
-    failures: dict[str, dict] = field(default_factory=dict)
+    #: patchset name -> what went wrong, for the patchsets that failed
+    failures: dict = field(default_factory=dict)
     #: entries in the last index
     listed: int = 0
 
     @property
     def ok(self) -> bool:
         return self.error is None and not self.failures
+
+
+@dataclass
+class PollState(PollOutcome):
+    """The last poll as stored for the console and the health check; ``failures`` maps a patchset to
+    ``{"error", "kind", "sha256", "at"}`` and is kept until that patchset succeeds."""
+
+    started: str | None = None
+    finished: str | None = None
+    trigger: str = ""
 
     @classmethod
     def from_json(cls, data) -> PollState:

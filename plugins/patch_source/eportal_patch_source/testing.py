@@ -57,7 +57,29 @@ def changelog_of(path: Path, name: str) -> str:
         return ""
 
 
-class Upstream:
+class ServedInThread:
+    """A test server run by a thread of this process: ``start()`` sets ``self._server``, ``stop()``
+    shuts it down; a ``with`` block does both."""
+
+    _server = None
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Upstream(ServedInThread):
     def __init__(self, login: str = "upstream-user", password: str = "upstream-Pass-1", prefix: str = "/kcare",
                  *, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"):
         """``host`` is the name :attr:`url` uses (``localhost`` to match a test certificate); the
@@ -135,17 +157,6 @@ class Upstream:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 class _Server(ThreadingHTTPServer):

@@ -18,6 +18,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .testing import ServedInThread
+
 _EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
 
@@ -64,7 +66,7 @@ def make_test_pki(folder, names: tuple[str, ...] = ("localhost",)) -> TestPki:
     return TestPki(ca_cert, ca_key, cert, key)
 
 
-class ConnectProxy:
+class ConnectProxy(ServedInThread):
     """A CONNECT-only proxy on 127.0.0.1. :attr:`targets` lists the ``host:port`` asked for,
     :attr:`heads` the request heads, :meth:`seen` every byte that passed (heads and tunnels)."""
 
@@ -106,17 +108,6 @@ class ConnectProxy:
         threading.Thread(target=self._server.serve_forever, name="test-connect-proxy", daemon=True).start()
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # --- one client ---------------------------------------------------------------------------
 

@@ -143,10 +143,8 @@ def deploy_view(request):
         if not missing:
             enabled = deploy.enable_upto(request.dbsession, feed, patchset, pm=request.registry.pm,
                                          actor=request.identity.username)
-            if enabled:
-                request.session.flash(f"Enabled on {feed.name}: {', '.join(p.name for p in enabled)}.", "ok")
-            else:
-                request.session.flash(f"Nothing to do: {patchset.name} is enabled on {feed.name} already.", "info")
+            _flash_changes(request, f"Enabled on {feed.name}", enabled,
+                           f"Nothing to do: {patchset.name} is enabled on {feed.name} already.")
         else:
             ctx = context(request)
             name, target = patchset.name, feed.name
@@ -164,6 +162,14 @@ def deploy_view(request):
     return HTTPSeeOther(_list_url(request, feed_name))
 
 
+def _flash_changes(request, done: str, patchsets, nothing: str) -> None:
+    """``done: A, B.`` when a deploy or rollback changed patchsets, else ``nothing`` as information."""
+    if patchsets:
+        request.session.flash(f"{done}: {', '.join(p.name for p in patchsets)}.", "ok")
+    else:
+        request.session.flash(nothing, "info")
+
+
 @view_config(route_name="patch_source_rollback", request_method="POST", permission=Permission.MANAGE)
 def rollback_view(request):
     """"Roll back this patch, and all after it" on one feed."""
@@ -172,10 +178,8 @@ def rollback_view(request):
         feed, patchset = _target(request)
         disabled = deploy.rollback_from(request.dbsession, feed, patchset, pm=request.registry.pm,
                                         actor=request.identity.username)
-        if disabled:
-            request.session.flash(f"Disabled on {feed.name}: {', '.join(p.name for p in disabled)}.", "ok")
-        else:
-            request.session.flash(f"Nothing to roll back: {patchset.name} is not enabled on {feed.name}.", "info")
+        _flash_changes(request, f"Disabled on {feed.name}", disabled,
+                       f"Nothing to roll back: {patchset.name} is not enabled on {feed.name}.")
     except ServiceError as exc:
         request.session.flash(sentence(str(exc)), "error")
     return HTTPSeeOther(_list_url(request, feed_name))
