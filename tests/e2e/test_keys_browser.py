@@ -12,36 +12,14 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import console_errors
+from eportal_core.testing.live import Shots, console_errors, log_in
 
 pytestmark = pytest.mark.e2e
 
 
-class Shots:
-    def __init__(self, page, tmp_path):
-        self.page = page
-        self.dir = tmp_path / "screenshots"
-        self.dir.mkdir(exist_ok=True)
-        self.n = 0
-
-    def __call__(self, name: str, full_page: bool = True) -> None:
-        self.n += 1
-        path = self.dir / f"{self.n:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
-        print(f"screenshot: {path}")
-
-
 @pytest.fixture
 def shot(page, tmp_path):
-    return Shots(page, tmp_path)
-
-
-def log_in(page, server) -> None:
-    page.goto(server.url + "/admin/login")
-    page.fill("#login", "admin")
-    page.fill("#password", server.admin_password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(server.url + "/admin/")
+    return Shots(page, tmp_path / "screenshots")
 
 
 def register(server, key: str, hostname: str, tags: str | None = None, euname: str = "5.15.0-91-generic") -> str:

@@ -10,21 +10,9 @@ import pytest
 from patch_source_helpers import agent_get, offer, register_agent
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import console_errors
+from eportal_core.testing.live import Shots, console_errors, log_in
 
 pytestmark = pytest.mark.e2e
-
-
-class Shots:
-    def __init__(self, page, tmp_path):
-        self.page, self.dir, self.n = page, tmp_path / "screenshots", 0
-        self.dir.mkdir(exist_ok=True)
-
-    def __call__(self, name: str) -> None:
-        self.n += 1
-        path = self.dir / f"{self.n:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        print(f"screenshot: {path}")
 
 
 def answer_dialog(page, button: str) -> str:
@@ -57,14 +45,11 @@ def agents_see(server, agent, archives, enabled: int) -> None:
 def test_configure_check_deploy_and_roll_back_in_a_browser(backend, start_ps_server, upstream, patch_archives,
                                                            upstream_archives, page, tmp_path):
     server = start_ps_server(backend)
-    shot = Shots(page, tmp_path)
+    shot = Shots(page, tmp_path / "screenshots")
     names = [a.name for a in patch_archives]
     offer(upstream, patch_archives)
 
-    page.goto(server.url + "/admin/login")
-    page.fill("#login", "admin")
-    page.fill("#password", server.admin_password)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, server)
     page.get_by_role("link", name="Patch Source").click()
     expect(page.locator("h1")).to_have_text("Patch Source")
     expect(page.locator(".empty-title").first).to_have_text("Set up the patch source")

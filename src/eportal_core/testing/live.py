@@ -456,14 +456,18 @@ def console_errors(page, *, allow_statuses: tuple[int, ...] = ()) -> list[str]:
     return [e for e in page.browser_log.errors if not any(a in e for a in allowed)]
 
 
-def log_in(page, server: LiveServer, username: str = "admin", password: str | None = None) -> None:
-    """Log in through the console's form (the admin ``eportal init`` created, by default)."""
+def log_in(page, server: LiveServer, username: str = "admin", password: str | None = None, *,
+           succeeds: bool = True) -> None:
+    """Log in through the console's form (the admin ``eportal init`` created, by default) and wait
+    for the start page with its top bar; ``succeeds=False`` only submits the form (a wrong password)."""
     from playwright.sync_api import expect
     page.goto(server.url + "/admin/login")
     page.fill("#login", username)
     page.fill("#password", password if password is not None else server.admin_password)
     page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(server.url + "/admin/")
+    if succeeds:
+        expect(page).to_have_url(server.url + "/admin/")
+        expect(page.locator("header.topbar")).to_be_visible()
 
 
 def nav_click(page, title: str, group: str | None = None) -> None:
