@@ -180,6 +180,7 @@ def confirm_delete(page, shot, row, *, accept: bool) -> str:
 
     page.on("dialog", on_dialog)
     try:
+        page.wait_for_load_state()  # eportal.js (deferred) turns the Delete form's submit into a dialog
         row.get_by_role("button", name="Delete").click()
         modal = page.locator("dialog[open]")
         for _ in range(60):  # up to 3 s for one or the other

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import Shots, console_errors, log_in
+from eportal_core.testing.live import Shots, console_errors, log_in, nav_click
 
 pytestmark = pytest.mark.e2e
 
@@ -163,7 +163,7 @@ def test_keys_and_servers_in_the_browser(live_server, page, shot):
     expect(page.locator("a.server-link")).to_have_text(["db1"])
 
     # --- remove a key: the dialog states its servers, which go with it
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Keys").click()
+    nav_click(page, "Keys")  # loaded: the Remove button asks through eportal.js's dialog
     inventory_row(page, "alpha").get_by_role("button", name="Remove").click()
     expect(page.locator("dialog.confirm-dialog[open]")).to_be_visible()
     page.wait_for_timeout(300)  # the dialog's fade-in

@@ -24,6 +24,13 @@ def answer_dialog(page, button: str) -> str:
     return question
 
 
+def task_done(page) -> None:
+    """The background task is over: the page stopped refreshing itself (a ``<meta>`` refresh every
+    2 s) and its last reload has run eportal.js (deferred), which the deploy dialogs need."""
+    expect(page.locator(".patch-task")).to_have_count(0, timeout=30_000)
+    page.wait_for_load_state()
+
+
 def statuses(page) -> list[str]:
     return page.locator("table.patchset-table .patchset-status").all_inner_texts()
 
@@ -65,7 +72,7 @@ def test_configure_check_deploy_and_roll_back_in_a_browser(backend, start_ps_ser
     page.get_by_role("button", name="Save").click()
     # the first check runs in the background; the page refreshes itself until it is done
     expect(page.locator("table.patchset-table tbody tr")).to_have_count(5, timeout=30_000)
-    expect(page.locator(".patch-task")).to_have_count(0, timeout=30_000)
+    task_done(page)
     assert statuses(page) == ["downloaded"] * 5
     shot("downloaded")
     page.goto(server.url + "/admin/patch-source/settings")
@@ -77,7 +84,7 @@ def test_configure_check_deploy_and_roll_back_in_a_browser(backend, start_ps_ser
     before = len(upstream.hits)
     page.get_by_role("button", name="Check now").click()
     expect(page.locator(".flashes .flash-info")).to_contain_text("Checking the patch source.")
-    expect(page.locator(".patch-task")).to_have_count(0, timeout=30_000)  # refreshed until done
+    task_done(page)  # refreshed until done
     assert [h.path.rsplit("/", 1)[1] for h in upstream.hits[before:]] == ["patchsets.json"]  # nothing new
     expect(page.locator(".poll-state .pill-ok")).to_have_text("ok")
 
@@ -120,7 +127,7 @@ def test_configure_check_deploy_and_roll_back_in_a_browser(backend, start_ps_ser
     upstream.add(bad)
     page.get_by_role("link", name="Patch Source").first.click()
     page.get_by_role("button", name="Check now").click()
-    expect(page.locator(".patch-task")).to_have_count(0, timeout=30_000)
+    task_done(page)
     expect(page.locator(".poll-failure")).to_contain_text(f"{bad.name} refused")
     expect(page.locator(".poll-failure")).to_contain_text("the archive is truncated or corrupt")
     expect(page.locator(f'tr[data-patchset="{bad.name}"] .patchset-status')).to_have_text("refused")

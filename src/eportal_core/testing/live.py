@@ -459,7 +459,7 @@ def console_errors(page, *, allow_statuses: tuple[int, ...] = ()) -> list[str]:
 def log_in(page, server: LiveServer, username: str = "admin", password: str | None = None, *,
            succeeds: bool = True) -> None:
     """Log in through the console's form (the admin ``eportal init`` created, by default) and wait
-    for the start page with its top bar; ``succeeds=False`` only submits the form (a wrong password)."""
+    for the start page to load; ``succeeds=False`` only submits the form (a wrong password)."""
     from playwright.sync_api import expect
     page.goto(server.url + "/admin/login")
     page.fill("#login", username)
@@ -468,15 +468,18 @@ def log_in(page, server: LiveServer, username: str = "admin", password: str | No
     if succeeds:
         expect(page).to_have_url(server.url + "/admin/")
         expect(page.locator("header.topbar")).to_be_visible()
+        page.wait_for_load_state()  # eportal.js (deferred) has wired the menus and dialogs
 
 
 def nav_click(page, title: str, group: str | None = None) -> None:
-    """Follow the bar's entry ``title`` (at desktop width); with ``group``, open that menu first:
-    ``nav_click(page, "Feeds", group="Settings")`` is Settings → Feeds."""
+    """Follow the bar's entry ``title`` (at desktop width) and wait for the page to load; with ``group``,
+    open that menu first: ``nav_click(page, "Feeds", group="Settings")`` is Settings → Feeds."""
     nav = page.get_by_role("navigation", name="Main")
     if group:
+        page.wait_for_load_state("domcontentloaded")  # the menu opens through eportal.js (deferred)
         nav.get_by_role("button", name=group, exact=True).click()
     nav.get_by_role("link", name=title, exact=True).click()
+    page.wait_for_load_state()
 
 
 class Shots:
