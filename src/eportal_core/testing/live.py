@@ -10,7 +10,7 @@
   context per test; console errors, CSP violations, page errors and failed requests land in
   ``page.browser_log``; :func:`console_errors` returns those that count).
 - Agents over HTTP: :func:`register_agent` (``register_server.json``) and :func:`agent_get` (HTTP
-  Basic user = server_id); :func:`log_in` through the console's form; :func:`nav_click` for the
+  Basic user = server_id); :func:`wait_until` for what the server does in the background; :func:`log_in` through the console's form; :func:`nav_click` for the
   navigation bar (``group="Settings"`` opens that menu first); :class:`Shots` for screenshots.
 
 Plugin tests use them the same way, since ``eportal_core.testing`` imports these fixtures.
@@ -293,6 +293,24 @@ def health(server: LiveServer) -> dict:
     data = json.loads(body)
     data["http_status"] = status
     return data
+
+
+#: how long :func:`wait_until` waits by default: a bound for a loaded CI machine, not a measure
+WAIT_SECONDS = 30.0
+
+
+def wait_until(predicate, what: str, seconds: float = WAIT_SECONDS, interval: float = 0.1):
+    """Call ``predicate`` until it returns something true, and return that; fail the test naming
+    ``what`` after ``seconds``. For work the server does in the background (a flush, a refresh)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = predicate()
+        if result or time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    if not result:
+        pytest.fail(f"{what}: not within {seconds:g} s", pytrace=False)
+    return result
 
 
 # --- fixtures -------------------------------------------------------------------------------
