@@ -397,7 +397,8 @@ class BrowserLog:
     committed after it, or has begun and not yet committed (the old document's loads are cancelled at
     the commit, which Chromium reports after their failures). Every other failure counts: a refused
     connection, a request the page aborted itself; a 404 or 500 reaches the console as "Failed to
-    load resource". A navigation that never commits (a 204, a download) excuses aborts until the next.
+    load resource". A navigation that never commits (a 204, a download) excuses aborts until the frame
+    next commits one.
     """
 
     ABORTED = "net::ERR_ABORTED"
