@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +14,7 @@ from sqlalchemy import func, select
 from eportal_core.cli.env import CliEnv
 from eportal_core.models import Key, Server
 from eportal_core.services.keys import create_key
-from eportal_core.testing.live import http_request
+from eportal_core.testing.live import http_request, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -98,14 +97,9 @@ def test_checkins_reach_the_database_within_seconds(live):
                          "hostname": "after"},
                         headers={"X-Forwarded-For": "203.0.113.9"})   # 127.0.0.1 is a trusted proxy here
     assert (status, json.loads(body)) == (200, {"result": "ok"})
-    deadline = time.monotonic() + 3.0
-    row = None
-    while time.monotonic() < deadline:
-        row = db.servers("checkinkey")[0]
-        if row.patch_level == 7:
-            break
-        time.sleep(0.05)
-    assert row is not None and row.patch_level == 7, "check-in not written within 3 s"
+    # written by the next flush (every second); a loaded machine may take longer
+    row = wait_until(lambda: next((r for r in db.servers("checkinkey") if r.patch_level == 7), None),
+                     "the check-in written to the database")
     assert (row.kernel_id, row.hostname, row.tags, row.ip) == (KERNEL_ID, "after", "env:e2e;rack:4", "203.0.113.9")
     assert row.updated is not None
     status, body = http("GET", server.url + "/admin/health")

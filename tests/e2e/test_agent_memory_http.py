@@ -7,14 +7,13 @@ loaded in the background."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from sqlalchemy import delete
 
 from eportal_core.cli.env import CliEnv
 from eportal_core.models import Server
-from eportal_core.testing.live import health, http_request, register_agent
+from eportal_core.testing.live import health, http_request, register_agent, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,15 +29,6 @@ def in_memory(server) -> dict | None:
     return health(server)["checkins"]["in_memory"]
 
 
-def wait_for(predicate, what: str, seconds: float = 15):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{what}: not within {seconds} s")
-
-
 @pytest.mark.parametrize("backend, setting", [("postgresql", "auto"), ("sqlite", "true")])
 def test_check_ins_from_memory_follow_removals(start_live_server, backend, setting):
     server = start_live_server(backend, **{"eportal.agent_directory.in_memory": setting,
@@ -48,7 +38,7 @@ def test_check_ins_from_memory_follow_removals(start_live_server, backend, setti
     # restarted: the three are loaded in the background at the first check-in
     server.restart()
     assert checkin(server, before[0]) == (200, {"result": "ok"})
-    wait_for(lambda: (in_memory(server) or {}).get("loaded"), "servers loaded into memory")
+    wait_until(lambda: (in_memory(server) or {}).get("loaded"), "servers loaded into memory")
     assert in_memory(server)["servers"] == 3
     # registered after loading: looked up once, then remembered
     late = register_agent(server, "memkey", "late")
@@ -64,7 +54,7 @@ def test_check_ins_from_memory_follow_removals(start_live_server, backend, setti
         db.execute(delete(Server).where(Server.server_id == before[1]))
     env.engine.dispose()
     assert checkin(server, before[1]) == (200, {"result": "ok"})
-    wait_for(lambda: checkin(server, before[1])[0] == 404, "the removed server forgotten after a flush")
+    wait_until(lambda: checkin(server, before[1])[0] == 404, "the removed server forgotten after a flush")
     assert checkin(server, before[1]) == (404, {"error": "unknown-server"})
     assert checkin(server, before[2]) == (200, {"result": "ok"})   # the others are still known
     assert in_memory(server)["servers"] == 1 + 1   # before[0] and before[2]

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import console_errors, nav_click
+from eportal_core.testing.live import Shots, console_errors, log_in, nav_click
 
 pytestmark = pytest.mark.e2e
 
@@ -20,30 +20,9 @@ CONFIRM_WORDS = re.compile(r"\b(delete|confirm|ok|yes|continue|remove)\b", re.I)
 CANCEL_WORDS = re.compile(r"\b(cancel|no|keep|close|back)\b", re.I)
 
 
-class Shots:
-    def __init__(self, page, tmp_path):
-        self.page = page
-        self.dir = tmp_path / "screenshots"
-        self.dir.mkdir(exist_ok=True)
-        self.n = 0
-
-    def __call__(self, name: str) -> None:
-        self.n += 1
-        path = self.dir / f"{self.n:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        print(f"screenshot: {path}")
-
-
 @pytest.fixture
 def shot(page, tmp_path):
-    return Shots(page, tmp_path)
-
-
-def log_in(page, server, username: str, password: str) -> None:
-    page.goto(server.url + "/admin/login")
-    page.fill("#login", username)
-    page.fill("#password", password)
-    page.get_by_role("button", name="Log in").click()
+    return Shots(page, tmp_path / "screenshots")
 
 
 def assert_clean_console(page, *allow_statuses: int) -> None:
@@ -99,7 +78,7 @@ def test_login_on_postgresql(live_server_pg, page, shot):
 # --- (b) a failed login ---------------------------------------------------------------------
 
 def test_wrong_password_shows_the_error_and_stays_on_the_login_page(live_server, page, shot):
-    log_in(page, live_server, "admin", "not-the-password")
+    log_in(page, live_server, "admin", "not-the-password", succeeds=False)
     expect(page).to_have_url(live_server.url + "/admin/login")
     expect(page.get_by_role("alert")).to_contain_text("Wrong user name or password.")
     expect(page.locator("#login")).to_have_value("admin")
@@ -201,6 +180,7 @@ def confirm_delete(page, shot, row, *, accept: bool) -> str:
 
     page.on("dialog", on_dialog)
     try:
+        page.wait_for_load_state()  # eportal.js (deferred) turns the Delete form's submit into a dialog
         row.get_by_role("button", name="Delete").click()
         modal = page.locator("dialog[open]")
         for _ in range(60):  # up to 3 s for one or the other

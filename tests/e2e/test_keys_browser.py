@@ -12,36 +12,14 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import console_errors
+from eportal_core.testing.live import Shots, console_errors, log_in, nav_click
 
 pytestmark = pytest.mark.e2e
 
 
-class Shots:
-    def __init__(self, page, tmp_path):
-        self.page = page
-        self.dir = tmp_path / "screenshots"
-        self.dir.mkdir(exist_ok=True)
-        self.n = 0
-
-    def __call__(self, name: str, full_page: bool = True) -> None:
-        self.n += 1
-        path = self.dir / f"{self.n:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
-        print(f"screenshot: {path}")
-
-
 @pytest.fixture
 def shot(page, tmp_path):
-    return Shots(page, tmp_path)
-
-
-def log_in(page, server) -> None:
-    page.goto(server.url + "/admin/login")
-    page.fill("#login", "admin")
-    page.fill("#password", server.admin_password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(server.url + "/admin/")
+    return Shots(page, tmp_path / "screenshots")
 
 
 def register(server, key: str, hostname: str, tags: str | None = None, euname: str = "5.15.0-91-generic") -> str:
@@ -185,7 +163,7 @@ def test_keys_and_servers_in_the_browser(live_server, page, shot):
     expect(page.locator("a.server-link")).to_have_text(["db1"])
 
     # --- remove a key: the dialog states its servers, which go with it
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Keys").click()
+    nav_click(page, "Keys")  # loaded: the Remove button asks through eportal.js's dialog
     inventory_row(page, "alpha").get_by_role("button", name="Remove").click()
     expect(page.locator("dialog.confirm-dialog[open]")).to_be_visible()
     page.wait_for_timeout(300)  # the dialog's fade-in

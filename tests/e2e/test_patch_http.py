@@ -22,6 +22,7 @@ from eportal_core.models import MAIN_FEED, Feed, Patchset, Server
 from eportal_core.services import deploy
 from eportal_core.services.keys import create_key
 from eportal_core.services.patchstore import import_archive
+from eportal_core.testing.live import wait_until
 from eportal_core.testing.patches import KERNEL_IDS, make_archive
 
 pytestmark = pytest.mark.e2e
@@ -143,15 +144,12 @@ def test_an_agent_follows_deploys_and_rollbacks_over_http(backend, start_live_se
         assert status == 200 and body == patch_archives[0].payload(K0)
 
         # every request was a check-in; the last one named K0
-        deadline = time.monotonic() + 5
-        while True:
+        def last_checkin():
             with env.dbsession() as db:
                 row = db.scalar(select(Server).where(Server.hostname == "e2e-agent"))
-                kernel_id, ip = row.kernel_id, row.ip
-            if kernel_id == K0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert (kernel_id, ip) == (K0, "127.0.0.1")
+                return (row.kernel_id, row.ip) if row.kernel_id == K0 else None
+
+        assert wait_until(last_checkin, "the last check-in (K0) written") == (K0, "127.0.0.1")
         assert "Traceback" not in server.log_tail(200)
     finally:
         env.engine.dispose()

@@ -15,6 +15,7 @@ from eportal_core.cli.env import CliEnv
 from eportal_core.models import Server, utcnow
 from eportal_core.services.keys import create_key
 from eportal_core.services.tags import format_tags, parse_tags
+from eportal_core.testing.live import wait_until
 from eportal_sim.fleet import SimServer, generate_fleet, load_state, save_state
 
 pytestmark = pytest.mark.e2e
@@ -72,14 +73,11 @@ def test_register_and_check_in_a_fleet_of_200(portal, tmp_path):
     assert summary["status"] == {"200": 400} and summary["errors"] == 0 and summary["requests"] == 400
 
     # check-ins are coalesced and written about once a second: wait for them to land
-    deadline = time.monotonic() + 20
-    while True:
+    def all_fresh():
         rows = servers_of(portal)
-        fresh = [s for s in rows if s.checkin is not None and s.checkin >= mark]
-        if len(fresh) == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
-    assert len(fresh) == 200, f"only {len(fresh)} of 200 servers checked in"
+        return rows if sum(s.checkin is not None and s.checkin >= mark for s in rows) == 200 else None
+
+    rows = wait_until(all_fresh, "all 200 check-ins written", interval=0.3)
     # what the check-ins sent landed: uptime grows (or starts over after a simulated reboot), and
     # the patch level only rises (now and then a newer one is loaded)
     by_id = {f.server_id: f.info for f in fleet}

@@ -10,21 +10,9 @@ import pytest
 from patch_source_helpers import agent_get, offer, register_agent
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import console_errors
+from eportal_core.testing.live import Shots, console_errors, log_in
 
 pytestmark = pytest.mark.e2e
-
-
-class Shots:
-    def __init__(self, page, tmp_path):
-        self.page, self.dir, self.n = page, tmp_path / "screenshots", 0
-        self.dir.mkdir(exist_ok=True)
-
-    def __call__(self, name: str) -> None:
-        self.n += 1
-        path = self.dir / f"{self.n:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        print(f"screenshot: {path}")
 
 
 def answer_dialog(page, button: str) -> str:
@@ -34,6 +22,13 @@ def answer_dialog(page, button: str) -> str:
     modal.get_by_role("button", name=button).click()
     expect(modal).to_have_count(0)
     return question
+
+
+def task_done(page) -> None:
+    """The background task is over: the page stopped refreshing itself (a ``<meta>`` refresh every
+    2 s) and its last reload has run eportal.js (deferred), which the deploy dialogs need."""
+    expect(page.locator(".patch-task")).to_have_count(0, timeout=30_000)
+    page.wait_for_load_state()
 
 
 def statuses(page) -> list[str]:
@@ -57,14 +52,11 @@ def agents_see(server, agent, archives, enabled: int) -> None:
 def test_configure_check_deploy_and_roll_back_in_a_browser(backend, start_ps_server, upstream, patch_archives,
                                                            upstream_archives, page, tmp_path):
     server = start_ps_server(backend)
-    shot = Shots(page, tmp_path)
+    shot = Shots(page, tmp_path / "screenshots")
     names = [a.name for a in patch_archives]
     offer(upstream, patch_archives)
 
-    page.goto(server.url + "/admin/login")
-    page.fill("#login", "admin")
-    page.fill("#password", server.admin_password)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, server)
     page.get_by_role("link", name="Patch Source").click()
     expect(page.locator("h1")).to_have_text("Patch Source")
     expect(page.locator(".empty-title").first).to_have_text("Set up the patch source")
@@ -80,7 +72,7 @@ def test_configure_check_deploy_and_roll_back_in_a_browser(backend, start_ps_ser
     page.get_by_role("button", name="Save").click()
     # the first check runs in the background; the page refreshes itself until it is done
     expect(page.locator("table.patchset-table tbody tr")).to_have_count(5, timeout=30_000)
-    expect(page.locator(".patch-task")).to_have_count(0, timeout=30_000)
+    task_done(page)
     assert statuses(page) == ["downloaded"] * 5
     shot("downloaded")
     page.goto(server.url + "/admin/patch-source/settings")
@@ -92,7 +84,7 @@ def test_configure_check_deploy_and_roll_back_in_a_browser(backend, start_ps_ser
     before = len(upstream.hits)
     page.get_by_role("button", name="Check now").click()
     expect(page.locator(".flashes .flash-info")).to_contain_text("Checking the patch source.")
-    expect(page.locator(".patch-task")).to_have_count(0, timeout=30_000)  # refreshed until done
+    task_done(page)  # refreshed until done
     assert [h.path.rsplit("/", 1)[1] for h in upstream.hits[before:]] == ["patchsets.json"]  # nothing new
     expect(page.locator(".poll-state .pill-ok")).to_have_text("ok")
 
@@ -135,7 +127,7 @@ def test_configure_check_deploy_and_roll_back_in_a_browser(backend, start_ps_ser
     upstream.add(bad)
     page.get_by_role("link", name="Patch Source").first.click()
     page.get_by_role("button", name="Check now").click()
-    expect(page.locator(".patch-task")).to_have_count(0, timeout=30_000)
+    task_done(page)
     expect(page.locator(".poll-failure")).to_contain_text(f"{bad.name} refused")
     expect(page.locator(".poll-failure")).to_contain_text("the archive is truncated or corrupt")
     expect(page.locator(f'tr[data-patchset="{bad.name}"] .patchset-status')).to_have_text("refused")

@@ -10,7 +10,7 @@ import base64
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import console_errors, http_request
+from eportal_core.testing.live import Shots, console_errors, http_request, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -37,14 +37,6 @@ def filled_server(start_ps_server, patch_archives):
     return server
 
 
-def log_in(page, server) -> None:
-    page.goto(server.url + "/admin/login")
-    page.fill("#login", "admin")
-    page.fill("#password", server.admin_password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".topbar")).to_be_visible()
-
-
 def sideways(page) -> dict:
     """How far the page and each table card scroll sideways (0 when everything fits)."""
     return page.evaluate("""() => ({
@@ -69,7 +61,7 @@ def assert_shown_whole(locator, what: str) -> None:
         f"{what} is cut off by its card: {box} in {card}"
 
 
-def check_list(page, server, feed: str, expected: dict[str, tuple[str, str]], shots) -> None:
+def check_list(page, server, feed: str, expected: dict[str, tuple[str, str]], shots: Shots) -> None:
     page.goto(server.url + "/admin/patch-source/" + ("" if feed == "main" else f"?feed={feed}"))
     rows = page.locator("table.patchset-table tbody tr")
     expect(rows).to_have_count(len(expected))
@@ -80,11 +72,8 @@ def check_list(page, server, feed: str, expected: dict[str, tuple[str, str]], sh
         assert_shown_whole(row.locator(".patchset-status"), f"the status of {name}")
         expect(row.locator(".patchset-status")).to_have_text(status)
         assert_shown_whole(row.get_by_role("button", name=button), f"{button!r} of {name}")
-    shots.mkdir(exist_ok=True)
-    path = shots / f"{feed}-{page.viewport_size['width']}.png"
     page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar belongs at the top of a full-page shot
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
+    shots(f"{feed}-{page.viewport_size['width']}")
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone-390", "desktop-1366"])
@@ -93,13 +82,12 @@ def test_the_patchset_list_fits_the_screen(viewport, filled_server, patch_archiv
     deploy, rollback = "Deploy this patch, and all before it", "Roll back this patch, and all after it"
     page.set_viewport_size(viewport)
     log_in(page, filled_server)
-
+    shots = Shots(page, tmp_path / "screenshots")
     check_list(page, filled_server, "main",
                {**{n: ("enabled on main", rollback) for n in names[:3]},
-                **{n: ("downloaded", deploy) for n in names[3:]}}, tmp_path / "screenshots")
+                **{n: ("downloaded", deploy) for n in names[3:]}}, shots)
     check_list(page, filled_server, LONG_FEED,
-               {**{n: (f"enabled on {LONG_FEED}", rollback) for n in names[:4]}, names[4]: ("downloaded", deploy)},
-               tmp_path / "screenshots")
+               {**{n: (f"enabled on {LONG_FEED}", rollback) for n in names[:4]}, names[4]: ("downloaded", deploy)}, shots)
     # the release date is part of every card, and the feeds a patchset is also enabled on
     first = page.locator(f'tr[data-patchset="{names[0]}"]')
     assert_shown_whole(first.locator(".patchset-released"), f"the release date of {names[0]}")
