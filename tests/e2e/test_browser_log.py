@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from eportal_core.testing import free_port
-from eportal_core.testing.live import console_errors
+from eportal_core.testing.browser import console_errors
 
 pytestmark = pytest.mark.e2e
 

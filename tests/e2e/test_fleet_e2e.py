@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eportal_core.testing.live import console_errors
+from eportal_core.testing.browser import console_errors
 
 pytestmark = pytest.mark.e2e
 

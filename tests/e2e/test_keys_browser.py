@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import Shots, console_errors, log_in, nav_click
+from eportal_core.testing.browser import Shots, console_errors, log_in, nav_click
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import Shots, console_errors, log_in, register_agent
+from eportal_core.testing.browser import Shots, console_errors, log_in
+from eportal_core.testing.live import register_agent
 
 pytestmark = pytest.mark.e2e
 

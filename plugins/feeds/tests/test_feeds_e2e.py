@@ -23,7 +23,8 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from eportal_core.api import MAIN_FEED, CliEnv, Feed, Patchset, deploy, import_archive, utcnow
-from eportal_core.testing.live import Shots, agent_get, console_errors, log_in, nav_click, register_agent
+from eportal_core.testing.browser import Shots, console_errors, log_in, nav_click
+from eportal_core.testing.live import agent_get, register_agent
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import Shots, console_errors, log_in
+from eportal_core.testing.browser import Shots, console_errors, log_in
 
 pytestmark = pytest.mark.e2e
 

@@ -58,13 +58,10 @@ def changelog_of(path: Path, name: str) -> str:
 
 
 class ServedInThread:
-    """A test server run by a thread of this process: ``start()`` sets ``self._server``, ``stop()``
-    shuts it down; a ``with`` block does both."""
+    """Stopping, and the ``with`` block, of a test server run by a thread of this process: the
+    subclass's ``start()`` puts its socketserver in ``self._server``."""
 
     _server = None
-
-    def start(self):
-        raise NotImplementedError
 
     def stop(self) -> None:
         if self._server is not None:

@@ -10,7 +10,7 @@ import pytest
 from patch_source_helpers import agent_get, offer, register_agent
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import Shots, console_errors, log_in
+from eportal_core.testing.browser import Shots, console_errors, log_in
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,8 @@ import base64
 import pytest
 from playwright.sync_api import expect
 
-from eportal_core.testing.live import Shots, console_errors, http_request, log_in
+from eportal_core.testing.browser import Shots, console_errors, log_in
+from eportal_core.testing.live import http_request
 
 pytestmark = pytest.mark.e2e
 

@@ -348,5 +348,6 @@ def csrf_token(testapp) -> str:
     """The session's CSRF token, read from the page like a browser would."""
     response = testapp.get("/admin/")
     return response.html.find("input", {"name": "csrf_token"})["value"]
-from .live import browser, live_server, live_server_pg, page, start_live_server  # noqa: E402,F401  (fixtures for core and plugin e2e tests)
+from .browser import browser, page  # noqa: E402,F401  (fixtures for core and plugin e2e tests)
+from .live import live_server, live_server_pg, start_live_server  # noqa: E402,F401  (fixtures for core and plugin e2e tests)
 from .patches import patch_archives  # noqa: E402,F401  (patchset archives for tests)
