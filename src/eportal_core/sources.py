@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .models import STATUS_AVAILABLE, STATUS_BLOCKED
-from .plugins import patch_source_types
+from .plugins import patch_source_types as source_types  # {type name: factory}, duplicates refused
 from .services import ServiceError
 from .services.manifests import PRODUCT_RE, SHA256_RE, valid_patchset_name
 
@@ -157,11 +157,6 @@ def parse_entry(raw, origin: str = "") -> IndexEntry:
     return IndexEntry(name=name, product=product, released=released, size=size,
                       sha256=sha256.lower() if sha256 else None, status=status, changelog=changelog[:2**20],
                       origin=origin)
-
-
-def source_types(pm) -> dict:
-    """``{type name: factory(settings, access_info)}`` from every plugin (duplicates refused)."""
-    return patch_source_types(pm)
 
 
 def make_source(pm, settings: dict, access) -> Source:
